@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepares what the test suite needs beyond npm packages, idempotently (npm's `pretest`):
+#  - Debian: redis-server (distributed sweep queue) and chromium (HTML report rendering);
+#  - Python in .venv: test oracles (numpy, pyarrow, scikit-learn) and the MLflow server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "test-env: please install the Debian packages: ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+stamp=.venv/.requirements-test.txt
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt "$stamp"; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
+  cp requirements-test.txt "$stamp"
+fi

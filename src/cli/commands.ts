@@ -1,0 +1,5 @@
+import type { CommandModule } from 'yargs';
+import { dataCommand } from './data.ts';
+
+/** Every top-level `egmf` command, one module each. */
+export const commands: CommandModule<object, any>[] = [dataCommand];

@@ -1,0 +1,15 @@
+import type { Argv, CommandModule } from 'yargs';
+
+/** `egmf data <generate|import|inspect|validate>`: one module per subcommand in ./data/. */
+const subcommands: CommandModule<object, any>[] = [];
+
+export const dataCommand: CommandModule = {
+  command: 'data <command>',
+  describe: 'Generate, import, inspect and validate datasets (Arrow affect schema)',
+  builder: (y: Argv) => {
+    let b = y;
+    for (const c of subcommands) b = b.command(c);
+    return b.demandCommand(1, 'Name a data command (see egmf data --help).');
+  },
+  handler: () => undefined,
+};
