@@ -5,7 +5,7 @@
  * import never leaves a half-written split under the final name.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   Field, Float32, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, Table,
   tableFromIPC, Utf8, vectorFromArray,
@@ -20,6 +20,8 @@ import type { AffectSample, DatasetMeta, SplitName, StoredSample } from './schem
 export interface SplitWriterOptions {
   /** Samples per Arrow record batch (default 1024). */
   batchRows?: number;
+  /** Leave the finished file under its temporary name; the caller renames it (see writeDataset). */
+  deferRename?: boolean;
 }
 
 /**
@@ -37,12 +39,14 @@ export class SplitWriter {
   private readonly batchRows: number;
   private rows = 0;
   private closed = false;
+  private readonly deferRename: boolean;
 
   constructor(path: string, readonly meta: DatasetMeta, readonly split: SplitName, opts: SplitWriterOptions = {}) {
     validateMeta(meta, path);
     this.path = path;
     this.tmpPath = `${path}.tmp-${process.pid}`;
     this.batchRows = opts.batchRows ?? 1024;
+    this.deferRename = opts.deferRename ?? false;
     this.schema = makeSchema(meta);
     mkdirSync(dirname(path), { recursive: true });
     this.writer = new RecordBatchFileWriter();
@@ -86,6 +90,11 @@ export class SplitWriter {
     this.writer.close();
     await this.pump;
     closeSync(this.fd);
+    if (!this.deferRename) this.commit();
+  }
+
+  /** Moves the finished temporary file to its final name. */
+  commit(): void {
     renameSync(this.tmpPath, this.path);
   }
 
@@ -161,6 +170,46 @@ function sequenceData(seqs: Float32Array[], dim: number): Data {
   const valueData = makeData({ type: new Float32(), length: total, data: values, nullCount: 0 });
   const frameData = makeData({ type: frameType(dim), length: frames, child: valueData, nullCount: 0 });
   return makeData({ type: sequenceType(dim), length: seqs.length, valueOffsets: offsets, child: frameData, nullCount: 0 });
+}
+
+export type SampleSource = Iterable<AffectSample> | AsyncIterable<AffectSample>;
+
+/**
+ * Writes several splits of one dataset as `<outDir>/<split>.arrow`. Every split is
+ * validated and written under a temporary name first; the files are renamed into place
+ * only when all splits succeeded, so a failure leaves no split (old or half-new) mixed in.
+ * `meta` may differ per split (e.g. the `cleaned` counts).
+ */
+export async function writeDataset(
+  outDir: string,
+  meta: DatasetMeta | ((split: SplitName) => DatasetMeta),
+  splits: Partial<Record<SplitName, SampleSource>>,
+  opts: SplitWriterOptions = {},
+): Promise<Record<string, number>> {
+  const names = (Object.keys(splits) as SplitName[]).filter((s) => splits[s] !== undefined);
+  if (names.length === 0) throw new EgmfError('no splits to write', { file: outDir });
+  const done: SplitWriter[] = [];
+  const counts: Record<string, number> = {};
+  try {
+    for (const split of names) {
+      const m = typeof meta === 'function' ? meta(split) : meta;
+      const w = new SplitWriter(join(outDir, `${split}.arrow`), m, split, { ...opts, deferRename: true });
+      try {
+        for await (const s of splits[split]!) w.add(s);
+        await w.close();
+      } catch (e) {
+        await w.abort();
+        throw e;
+      }
+      done.push(w);
+      counts[split] = w.count;
+    }
+  } catch (e) {
+    for (const w of done) rmSync(w.tmpPath, { force: true });
+    throw e;
+  }
+  for (const w of done) w.commit();
+  return counts;
 }
 
 /** A split file loaded into memory, with its validated metadata. */

@@ -110,3 +110,17 @@ with pa.ipc.new_file(sys.argv[1], t.schema) as w: w.write_table(t)
     expect(() => readSplitTable(foreign)).toThrow(/foreign\.arrow, key 'egmf': no affect-schema metadata/);
   });
 });
+
+describe('writeDataset', () => {
+  it('writes all splits, or none when one split is bad', async () => {
+    const { writeDataset } = await import('../../src/data/arrow.ts');
+    const out = join(tmp.path, 'ds');
+    const counts = await writeDataset(out, meta, { train: [sample(0), sample(1)], valid: [sample(2)], test: [sample(3)] });
+    expect(counts).toEqual({ train: 2, valid: 1, test: 1 });
+    expect(readdirSync(out).sort()).toEqual(['test.arrow', 'train.arrow', 'valid.arrow']);
+    const out2 = join(tmp.path, 'ds2');
+    await expect(writeDataset(out2, meta, { train: [sample(0)], valid: [sample(1)], test: [{ ...sample(2), label: 9 }] }))
+      .rejects.toThrow(/test\.arrow, row 0, key 'label'/);
+    expect(existsSync(out2) ? readdirSync(out2) : []).toEqual([]);
+  });
+});
