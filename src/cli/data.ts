@@ -1,7 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
+import { importCommand } from './data/import.ts';
 
 /** `egmf data <generate|import|inspect|validate>`: one module per subcommand in ./data/. */
-const subcommands: CommandModule<object, any>[] = [];
+const subcommands: CommandModule<object, any>[] = [importCommand];
 
 export const dataCommand: CommandModule = {
   command: 'data <command>',
