@@ -1,0 +1,262 @@
+/**
+ * The experiment config: one typed object for data, model, LLM, training and tracking,
+ * read from `experiments/*.yaml`, overridden by `--set key=value`, validated where it
+ * enters (unknown keys and bad values are errors naming the key).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { EgmfError } from '../errors.ts';
+import { applySets, fieldAt, leafPaths, validateObject } from './spec.ts';
+import type { FieldSpec, ObjectSpec } from './spec.ts';
+
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+export const MODALITIES = ['text', 'audio', 'vision'] as const;
+export type Modality = (typeof MODALITIES)[number];
+
+const int = (d: number, min: number, doc: string, max?: number): FieldSpec => ({ kind: 'number', int: true, default: d, min, max, doc });
+const num = (d: number, min: number, doc: string, max?: number): FieldSpec => ({ kind: 'number', default: d, min, max, doc });
+
+const expertCommon = (width: number, depth: number): Record<string, FieldSpec> => ({
+  enabled: { kind: 'boolean', default: true, doc: 'Whether experts of this kind take part' },
+  count: int(1, 1, 'Number of experts of this kind (each with its own weights)', 8),
+  width: int(width, 4, 'Hidden width of each expert of this kind', 4096),
+  depth: int(depth, 1, 'Layers per expert', 12),
+});
+
+export const EXPERIMENT_SPEC: ObjectSpec = {
+  kind: 'object',
+  doc: 'An EGMF experiment',
+  fields: {
+    name: { kind: 'string', default: 'egmf', doc: 'Run name prefix', nonEmpty: true },
+    seed: int(1111, 0, 'Random seed for initialisation, shuffling and dropout'),
+    seeds: { kind: 'list', of: 'int', default: [], doc: 'Run once per seed and report the mean (the paper uses 1111..5555); empty = just `seed`', nonNegative: true },
+    backend: { kind: 'enum', values: ['auto', 'wasm', 'cpu', 'tensorflow'], default: 'auto', doc: 'TensorFlow.js backend' },
+    threads: int(0, 0, 'wasm threads (0 = one per core)', 64),
+    data: {
+      kind: 'object',
+      doc: 'Which dataset and how batches are made',
+      fields: {
+        dataset: { kind: 'string', default: 'meld', doc: 'Dataset name (meld, cherma, mosei, sims-v2, cped, or an imported one)', nonEmpty: true },
+        source: { kind: 'enum', values: ['synthetic', 'arrow', 'meld-csv', 'cped-csv'], default: 'arrow', doc: 'synthetic = generated on first use; arrow = a folder of <split>.arrow; *-csv = imported on first use' },
+        root: { kind: 'string', nullable: true, doc: 'Folder of the dataset (Arrow splits or source CSVs); default: the cache' },
+        scale: num(0.03, 0, 'Synthetic suite size relative to the real dataset', 1),
+        synthetic_seed: int(7, 0, 'Seed of the synthetic generator'),
+        max_audio_len: int(64, 1, 'Audio frames kept per sample (truncation)'),
+        max_vision_len: int(32, 1, 'Vision frames kept per sample (truncation)'),
+        max_text_tokens: int(48, 4, 'Text tokens kept per sample'),
+        bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
+        limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
+      },
+    },
+    model: {
+      kind: 'object',
+      doc: 'The EGMF fusion network',
+      fields: {
+        width: int(64, 4, 'Common width the modality encoders project to', 4096),
+        dropout: num(0.1, 0, 'Dropout in encoders and experts', 0.9),
+        modalities: { kind: 'list', of: 'string', allowed: MODALITIES, default: ['text', 'audio', 'vision'], minItems: 1, doc: 'Modalities fed to the experts (text-only ablation: [text])' },
+        experts: {
+          kind: 'object',
+          doc: 'The three expert kinds',
+          fields: {
+            local: {
+              kind: 'object', doc: 'Fine-grained local expert: multi-kernel temporal convolutions per modality',
+              fields: { ...expertCommon(64, 1), kernels: { kind: 'list', of: 'int', default: [3, 5], minItems: 1, positive: true, doc: 'Temporal kernel sizes' } },
+            },
+            semantic: {
+              kind: 'object', doc: 'Semantic correlation expert: cross-modal attention',
+              fields: { ...expertCommon(64, 1), heads: int(4, 1, 'Attention heads', 64) },
+            },
+            global: {
+              kind: 'object', doc: 'Global context expert: encoder over the joint sequence',
+              fields: {
+                ...expertCommon(64, 1),
+                heads: int(4, 1, 'Attention heads', 64),
+                kind: { kind: 'enum', values: ['transformer', 'gru'], default: 'transformer', doc: 'Transformer encoder or a recurrent (GRU) encoder' },
+              },
+            },
+          },
+        },
+        gating: {
+          kind: 'object',
+          doc: 'Hierarchical dynamic gating',
+          fields: {
+            depth: int(2, 1, '1 = one flat gate over experts; 2 = modality gates within experts, then a gate over experts; 3 = also a gate over expert kinds', 3),
+            temperature: { kind: 'number', default: 1, min: 0, exclusiveMin: true, doc: 'Softmax temperature of the gates' },
+            top_k: int(0, 0, 'Keep only the k largest expert weights (0 = dense)'),
+            balance_weight: num(0.01, 0, 'Weight of the load-balancing loss'),
+          },
+        },
+        pseudo_tokens: int(4, 1, 'Number of pseudo tokens injected into the LLM', 64),
+        prompt: {
+          kind: 'object',
+          doc: 'Prompt conditioning',
+          fields: {
+            template: { kind: 'string', nullable: true, doc: 'Custom task prompt ({labels} and {range} are filled in); default: the bilingual built-in one' },
+            language: { kind: 'enum', values: ['auto', 'en', 'zh'], default: 'auto', doc: 'Prompt and marker language (auto = the dataset language)' },
+          },
+        },
+        target: { kind: 'enum', values: ['index', 'word'], default: 'index', doc: 'Classification target text: class index digit or label word' },
+      },
+    },
+    llm: {
+      kind: 'object',
+      doc: 'The decoder LLM and its adapters',
+      fields: {
+        path: { kind: 'string', default: 'builtin:tiny-qwen3', doc: 'Hugging Face checkpoint folder, or builtin:tiny-qwen3 (pretrained on first use)', nonEmpty: true },
+        pretrain_steps: int(300, 1, 'Steps when the built-in LLM must be pretrained'),
+        lora: {
+          kind: 'object',
+          doc: 'LoRA adapters on the frozen LLM',
+          fields: {
+            enabled: { kind: 'boolean', default: true, doc: 'Train LoRA adapters' },
+            rank: int(8, 1, 'LoRA rank r', 1024),
+            alpha: num(16, 0, 'LoRA alpha (scaling = alpha / r)'),
+            dropout: num(0.05, 0, 'LoRA dropout', 0.9),
+            targets: { kind: 'list', of: 'string', allowed: LORA_TARGETS, default: ['q_proj', 'v_proj'], minItems: 1, doc: 'Projections that get adapters' },
+          },
+        },
+      },
+    },
+    train: {
+      kind: 'object',
+      doc: 'Optimisation',
+      fields: {
+        epochs: int(10, 1, 'Maximum epochs'),
+        batch_size: int(16, 1, 'Samples per batch', 4096),
+        lr: { kind: 'number', default: 1e-3, min: 0, exclusiveMin: true, doc: 'Peak learning rate (AdamW)' },
+        weight_decay: num(0.01, 0, 'AdamW decoupled weight decay'),
+        adam_eps: { kind: 'number', default: 1e-4, min: 0, exclusiveMin: true, doc: 'AdamW epsilon (MSE-Adapter protocol: 1e-4)' },
+        warmup_ratio: num(0.1, 0, 'Share of steps spent warming up', 1),
+        grad_clip: num(1, 0, 'Global gradient-norm clip (0 = off)'),
+        patience: int(8, 1, 'Early stopping: epochs without improvement of the validation metric'),
+        metric: { kind: 'string', nullable: true, doc: 'Validation metric for early stopping (default: weighted_f1 or MAE)' },
+        goal: { kind: 'enum', values: ['auto', 'max', 'min'], default: 'auto', doc: 'Direction of the validation metric' },
+        log_every: int(10, 1, 'Log train/loss every N steps'),
+        checkpoint_every: int(0, 0, 'Also checkpoint every N steps (0 = epoch ends only)'),
+        max_steps: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Stop after N optimiser steps' },
+      },
+    },
+    tracking: {
+      kind: 'object',
+      doc: 'MLflow tracking',
+      fields: {
+        uri: { kind: 'string', nullable: true, doc: 'Tracking URI (default: MLFLOW_TRACKING_URI, else ./mlruns)' },
+        experiment: { kind: 'string', nullable: true, doc: 'Experiment name (default: MLFLOW_EXPERIMENT_NAME, else the config name)' },
+      },
+    },
+  },
+};
+
+export interface ExpertKindConfig {
+  enabled: boolean;
+  count: number;
+  width: number;
+  depth: number;
+}
+
+/** The validated experiment config (field docs live in EXPERIMENT_SPEC). */
+export interface ExperimentConfig {
+  name: string;
+  seed: number;
+  seeds: number[];
+  backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow';
+  threads: number;
+  data: {
+    dataset: string;
+    source: 'synthetic' | 'arrow' | 'meld-csv' | 'cped-csv';
+    root: string | null;
+    scale: number;
+    synthetic_seed: number;
+    max_audio_len: number;
+    max_vision_len: number;
+    max_text_tokens: number;
+    bucket: boolean;
+    limit_train: number | null;
+  };
+  model: {
+    width: number;
+    dropout: number;
+    modalities: Modality[];
+    experts: {
+      local: ExpertKindConfig & { kernels: number[] };
+      semantic: ExpertKindConfig & { heads: number };
+      global: ExpertKindConfig & { heads: number; kind: 'transformer' | 'gru' };
+    };
+    gating: { depth: number; temperature: number; top_k: number; balance_weight: number };
+    pseudo_tokens: number;
+    prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
+    target: 'index' | 'word';
+  };
+  llm: {
+    path: string;
+    pretrain_steps: number;
+    lora: { enabled: boolean; rank: number; alpha: number; dropout: number; targets: LoraTarget[] };
+  };
+  train: {
+    epochs: number;
+    batch_size: number;
+    lr: number;
+    weight_decay: number;
+    adam_eps: number;
+    warmup_ratio: number;
+    grad_clip: number;
+    patience: number;
+    metric: string | null;
+    goal: 'auto' | 'max' | 'min';
+    log_every: number;
+    checkpoint_every: number;
+    max_steps: number | null;
+  };
+  tracking: { uri: string | null; experiment: string | null };
+}
+
+/** Validates a raw config object (e.g. parsed YAML with overrides applied). */
+export function validateExperiment(raw: unknown, file?: string): ExperimentConfig {
+  const cfg = validateObject(EXPERIMENT_SPEC, raw, '', file) as unknown as ExperimentConfig;
+  const ex = cfg.model.experts;
+  if (!ex.local.enabled && !ex.semantic.enabled && !ex.global.enabled) {
+    throw new EgmfError('at least one expert kind must be enabled', { file, key: 'model.experts' });
+  }
+  if (ex.semantic.enabled && cfg.model.modalities.length < 2) {
+    throw new EgmfError('the semantic correlation expert needs at least two modalities; disable it for a single modality', { file, key: 'model.experts.semantic.enabled' });
+  }
+  for (const kind of ['semantic', 'global'] as const) {
+    if (ex[kind].enabled && ex[kind].width % ex[kind].heads !== 0) {
+      throw new EgmfError(`width ${ex[kind].width} is not divisible by heads ${ex[kind].heads}`, { file, key: `model.experts.${kind}.heads` });
+    }
+  }
+  return cfg;
+}
+
+/** Reads an experiment YAML, applies `--set` overrides, validates. Relative `data.root` is resolved against the file. */
+export function loadExperiment(path: string, sets: readonly string[] = []): ExperimentConfig {
+  if (!existsSync(path)) throw new EgmfError('experiment file not found', { file: path });
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new EgmfError(`not valid YAML: ${(e as Error).message}`, { file: path }, { cause: e });
+  }
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new EgmfError('must be a mapping at the top level', { file: path });
+  const withSets = applySets(EXPERIMENT_SPEC, raw as Record<string, unknown>, sets);
+  const cfg = validateExperiment(withSets, path);
+  if (cfg.data.root !== null && !sets.some((s) => s.startsWith('data.root='))) {
+    cfg.data.root = resolve(dirname(path), cfg.data.root);
+  }
+  return cfg;
+}
+
+/** Every settable config key; sweeps use it to reject unknown parameter paths. */
+export const EXPERIMENT_PATHS: readonly string[] = leafPaths(EXPERIMENT_SPEC);
+
+/** Undefined when `path` is a settable key, else a reason (for sweep spec validation). */
+export function checkExperimentPath(path: string): string | undefined {
+  const f = fieldAt(EXPERIMENT_SPEC, path);
+  if (f === undefined) return `'${path}' is not an experiment config key`;
+  if (f.kind === 'object') return `'${path}' is a section, not a single key`;
+  return undefined;
+}
