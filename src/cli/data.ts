@@ -1,8 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
+import { generateCommand } from './data/generate.ts';
 import { importCommand } from './data/import.ts';
 
 /** `egmf data <generate|import|inspect|validate>`: one module per subcommand in ./data/. */
-const subcommands: CommandModule<object, any>[] = [importCommand];
+const subcommands: CommandModule<object, any>[] = [generateCommand, importCommand];
 
 export const dataCommand: CommandModule = {
   command: 'data <command>',
