@@ -1,9 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
 import { generateCommand } from './data/generate.ts';
 import { importCommand } from './data/import.ts';
+import { inspectCommand } from './data/inspect.ts';
+import { validateCommand } from './data/validate.ts';
 
 /** `egmf data <generate|import|inspect|validate>`: one module per subcommand in ./data/. */
-const subcommands: CommandModule<object, any>[] = [generateCommand, importCommand];
+const subcommands: CommandModule<object, any>[] = [generateCommand, importCommand, inspectCommand, validateCommand];
 
 export const dataCommand: CommandModule = {
   command: 'data <command>',

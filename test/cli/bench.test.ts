@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { benchTargets, registerBenchTarget, runBench } from '../../src/cli/bench.ts';
+import { runCli } from '../helpers.ts';
+
+describe('egmf bench', () => {
+  it('--json --target data prints one JSON object with the loader ratio', () => {
+    const r = runCli(['bench', '--json', '--target', 'data', '--samples', '40']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out)).toEqual(['data']);
+    const d = out.data;
+    expect(d.samples).toBe(40);
+    expect(d.batch_size).toBe(32);
+    for (const k of ['samples_per_s', 'baseline_samples_per_s', 'ratio', 'first_batch_ms', 'file_mb']) {
+      expect(typeof d[k], k).toBe('number');
+      expect(d[k], k).toBeGreaterThan(0);
+    }
+    expect(d.ratio).toBeCloseTo(d.samples_per_s / d.baseline_samples_per_s, 2);
+  });
+
+  it('refuses unknown targets and bad sizes, naming the option', () => {
+    const r = runCli(['bench', '--target', 'nope']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/key 'target': unknown bench target 'nope' \(known: data/);
+    const s = runCli(['bench', '--samples', '0']);
+    expect(s.status).toBe(1);
+    expect(s.stderr).toMatch(/key 'samples': must be a positive integer/);
+  });
+
+  it('runs registered targets keyed by name, and refuses a duplicate name', async () => {
+    registerBenchTarget({ name: 'echo', describe: 'test target', run: async (o) => ({ samples: o.samples ?? -1, seed: o.seed }) });
+    expect(benchTargets.map((t) => t.name)).toContain('echo');
+    expect(await runBench(['echo'], { samples: 3, seed: 7 })).toEqual({ echo: { samples: 3, seed: 7 } });
+    expect(() => registerBenchTarget({ name: 'echo', describe: '', run: async () => ({}) })).toThrow(/'echo' is already registered/);
+    await expect(runBench(['data', 'missing'], { seed: 0 })).rejects.toThrow(/unknown bench target 'missing'/);
+  });
+});
