@@ -228,6 +228,10 @@ export function validateExperiment(raw: unknown, file?: string): ExperimentConfi
       throw new EgmfError(`width ${ex[kind].width} is not divisible by heads ${ex[kind].heads}`, { file, key: `model.experts.${kind}.heads` });
     }
   }
+  const expertCount = (['local', 'semantic', 'global'] as const).filter((k) => ex[k].enabled).reduce((n, k) => n + ex[k].count, 0);
+  if (cfg.model.gating.top_k > expertCount) {
+    throw new EgmfError(`top_k ${cfg.model.gating.top_k} exceeds the ${expertCount} enabled experts`, { file, key: 'model.gating.top_k' });
+  }
   return cfg;
 }
 

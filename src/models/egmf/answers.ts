@@ -150,3 +150,17 @@ function enumerateAnswers(task: AnswerTask): { answers: string[]; values: number
   }
   return { answers, values };
 }
+
+/**
+ * Adapts an LLM tokenizer (src/models/llm's `loadTokenizer`) to the grammar's needs;
+ * `eosId` overrides the tokenizer's EOS (Qwen chat models end answers with <|im_end|>).
+ */
+export function grammarTokenizer(
+  tok: { encode(text: string): number[]; decode(ids: ArrayLike<number>): string; eosTokenId: number | undefined },
+  eosId?: number,
+  file?: string,
+): TextTokenizer {
+  const eos = eosId ?? tok.eosTokenId;
+  if (eos === undefined) throw new EgmfError('the tokenizer has no EOS token; name one (eos_token in tokenizer_config.json)', { file, key: 'eos_token' });
+  return { encode: (s) => tok.encode(s), decode: (ids) => tok.decode(ids), eosId: eos };
+}

@@ -1,0 +1,146 @@
+/** Chooses and initialises the tfjs backend that all model code runs on. */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as wasmBackend from '@tensorflow/tfjs-backend-wasm';
+import os from 'node:os';
+import { EgmfError } from '../../errors.ts';
+import { ensureGradients } from './gradients.ts';
+import { registerWasmKernelFixes } from './wasm_kernels.ts';
+import { registerCpuKernelFixes } from './cpu_kernels.ts';
+import { initThreadedWasm } from './wasm_threads.ts';
+
+export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+
+export interface BackendOptions {
+  /**
+   * XNNPACK threads for wasm (worker_threads). Default: env EGMF_WASM_THREADS, else
+   * half the logical cores (at most 4) on machines with 4 or more, else 1: on a busy
+   * 2-core machine a second thread measured slower (threads spin at barriers).
+   * Fixed by the first wasm initialisation in a process.
+   */
+  threads?: number;
+}
+
+export interface BackendInfo {
+  /** The tfjs backend now current: 'wasm', 'cpu' or 'tensorflow'. */
+  name: 'wasm' | 'cpu' | 'tensorflow';
+  /** wasm: XNNPACK threads; tensorflow/cpu: 1 (tfjs-node manages its own pool). */
+  threads: number;
+  /** tensorflow: the npm package that provided it. */
+  package?: string;
+  /** wasm: whether the SIMD build runs. */
+  simd?: boolean;
+  /** auto: why a preferred backend was skipped (a broken tfjs-node install, wasm failing). */
+  fallbackReason?: string;
+}
+
+const TF_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+const INSTALL_HINT =
+  'install @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA 11.2 + cuDNN 8.1): `npm install @tensorflow/tfjs-node`; ' +
+  'its install script downloads libtensorflow, so set TFJS_NODE_BASE_URI to a reachable mirror when storage.googleapis.com is blocked';
+
+let wasmThreads: number | null = null;
+let tfNodePackage: string | null = null;
+
+/** Validates a backend name from a config file or the CLI. */
+export function parseBackendName(value: string, ctx: { file?: string; key?: string } = {}): BackendName {
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  throw new EgmfError(`unknown backend '${value}' (expected one of ${BACKEND_NAMES.join(', ')})`, ctx);
+}
+
+/**
+ * Makes `name` the current backend. `auto` prefers tfjs-node (GPU, then CPU) when
+ * installed, then wasm, then the pure-JS cpu backend. Gradients and the wasm kernel fixes
+ * are registered on the way, so model code can train on whichever comes out.
+ */
+export async function initBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
+  await ensureGradients();
+  // The cpu backend also serves as the fallback for wasm's missing kernels.
+  registerCpuKernelFixes();
+  switch (name) {
+    case 'cpu':
+      await setOrThrow('cpu');
+      return { name: 'cpu', threads: 1 };
+    case 'wasm':
+      return initWasm(opts);
+    case 'tensorflow': {
+      const pkg = await loadTfNode();
+      if (pkg === null) throw new EgmfError(`backend 'tensorflow' requested but neither ${TF_NODE_PACKAGES.join(' nor ')} is installed: ${INSTALL_HINT}`);
+      await setOrThrow('tensorflow');
+      return { name: 'tensorflow', threads: 1, package: pkg };
+    }
+    case 'auto': {
+      // auto never fails for a broken optional install: it says why it fell back.
+      let reason: string | undefined;
+      try {
+        const pkg = await loadTfNode();
+        if (pkg !== null && (await tf.setBackend('tensorflow'))) return { name: 'tensorflow', threads: 1, package: pkg };
+      } catch (e) {
+        reason = (e as Error).message;
+      }
+      try {
+        return { ...(await initWasm(opts)), ...(reason === undefined ? {} : { fallbackReason: reason }) };
+      } catch (e) {
+        await setOrThrow('cpu');
+        return { name: 'cpu', threads: 1, fallbackReason: [reason, (e as Error).message].filter(Boolean).join('; ') };
+      }
+    }
+    default:
+      throw new EgmfError(`unknown backend '${String(name)}'`);
+  }
+}
+
+/** The current backend's name, for code that picks a per-backend fast path. */
+export function currentBackend(): string {
+  return tf.getBackend();
+}
+
+async function initWasm(opts: BackendOptions): Promise<BackendInfo> {
+  registerWasmKernelFixes();
+  const cores = Math.max(os.availableParallelism(), 1);
+  const wanted = opts.threads ?? envThreads() ?? (cores >= 4 ? Math.min(4, Math.floor(cores / 2)) : 1);
+  if (!Number.isInteger(wanted) || wanted < 1) throw new EgmfError(`wasm threads must be a positive integer, got ${wanted}`, { key: 'threads' });
+  if (wasmThreads === null) {
+    wasmThreads = wanted > 1 ? await initThreadedWasm(Math.min(wanted, cores * 2)) : await initSingle();
+  } else {
+    await setOrThrow('wasm');
+  }
+  return { name: 'wasm', threads: wasmThreads, simd: (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true };
+}
+
+async function initSingle(): Promise<number> {
+  wasmBackend.setThreadsCount(1);
+  await setOrThrow('wasm');
+  return 1;
+}
+
+function envThreads(): number | undefined {
+  const v = process.env['EGMF_WASM_THREADS'];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new EgmfError(`EGMF_WASM_THREADS must be a positive integer, got '${v}'`, { key: 'EGMF_WASM_THREADS' });
+  return n;
+}
+
+async function setOrThrow(name: string): Promise<void> {
+  if (tf.getBackend() === name) return;
+  if (!(await tf.setBackend(name))) throw new EgmfError(`tfjs backend '${name}' failed to initialise`);
+}
+
+async function loadTfNode(): Promise<string | null> {
+  if (tfNodePackage !== null) return tfNodePackage;
+  for (const pkg of TF_NODE_PACKAGES) {
+    try {
+      await import(pkg);
+      tfNodePackage = pkg;
+      return pkg;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') {
+        throw new EgmfError(`${pkg} is installed but failed to load: ${(e as Error).message}; ${INSTALL_HINT}`, {}, { cause: e });
+      }
+    }
+  }
+  return null;
+}

@@ -1,0 +1,139 @@
+/**
+ * Kernel fixes for the wasm backend (measured in /work/shared/notes/tfjs-wasm.md):
+ *  - `UnsortedSegmentSum` (the gradient of `gather`) is missing: a native JS kernel on
+ *    the wasm heap. The cpu backend's version loops per segment and is unusable at V=32k.
+ *  - Conv backprop and Einsum kernels are missing: run the cpu kernel on copies.
+ *  - `_FusedMatMul` with transposes or batch > 1, and `MaxPoolGrad`, return silently wrong
+ *    values: those cases also go through the cpu kernel.
+ *  - `OneHot` with a dtype other than int32 writes int32 bits under a float32 label
+ *    (found here: a float32 one-hot of 2 reads as 2.8e-45): built as int32, then cast.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+
+/** The parts of tfjs-backend-wasm's BackendWasm that these kernels use. */
+interface WasmBackendLike extends KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** Used through the cpu backend when wasm lacks them (a native one is kept). */
+const MISSING = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'Einsum', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2'];
+/** Present on wasm but wrong: always through the cpu backend. */
+const WRONG = ['MaxPoolGrad'];
+
+let registered = false;
+
+/** Idempotent. Needs both the cpu and the wasm backends registered. */
+export function registerWasmKernelFixes(): void {
+  if (registered) return;
+  registered = true;
+  replaceKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
+  for (const name of [...MISSING, ...WRONG]) {
+    if (tf.getKernel(name, 'cpu') === undefined) continue;
+    if (MISSING.includes(name) && tf.getKernel(name, 'wasm') !== undefined) continue;
+    replaceKernel({ kernelName: name, backendName: 'wasm', kernelFunc: cpuFallback(name) });
+  }
+  const oneHot = tf.getKernel('OneHot', 'wasm');
+  if (oneHot !== undefined) {
+    replaceKernel({
+      kernelName: 'OneHot',
+      backendName: 'wasm',
+      kernelFunc: (args) => {
+        const dtype = (args.attrs as { dtype?: tf.DataType }).dtype ?? 'int32';
+        if (dtype === 'int32') return oneHot.kernelFunc(args);
+        const ints = oneHot.kernelFunc({ ...args, attrs: { ...args.attrs, dtype: 'int32' } }) as TensorInfo;
+        const wasm = args.backend as WasmBackendLike;
+        const src = wasm.typedArrayFromHeap(ints);
+        const values = dtype === 'bool' ? Uint8Array.from(src) : Float32Array.from(src);
+        wasm.disposeData(ints.dataId);
+        return wasm.makeOutput(ints.shape, dtype, undefined, values);
+      },
+    });
+  }
+  const fused = tf.getKernel('_FusedMatMul', 'wasm');
+  if (fused !== undefined) {
+    const viaCpu = cpuFallback('_FusedMatMul');
+    replaceKernel({
+      kernelName: '_FusedMatMul',
+      backendName: 'wasm',
+      kernelFunc: (args) => {
+        const a = args.inputs['a'] as TensorInfo;
+        const b = args.inputs['b'] as TensorInfo;
+        const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
+        const plain2d = !attrs.transposeA && !attrs.transposeB && batchOf(a) === 1 && batchOf(b) === 1;
+        return plain2d ? fused.kernelFunc(args) : viaCpu(args);
+      },
+    });
+  }
+}
+
+function batchOf(t: TensorInfo): number {
+  return t.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+}
+
+/** Keeps the previous setupFunc: wasm kernels bind their wasm exports there. */
+export function replaceKernel(config: KernelConfig): void {
+  const prev = tf.getKernel(config.kernelName, config.backendName);
+  if (prev !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel({ ...config, setupFunc: config.setupFunc ?? prev?.setupFunc, disposeFunc: config.disposeFunc ?? prev?.disposeFunc });
+}
+
+/**
+ * out[seg[i], ...] += x[i, ...]. Views of the wasm heap are taken after allocating the
+ * output, since allocation may grow (and so detach) the heap.
+ */
+function unsortedSegmentSum(args: { inputs: { x: TensorInfo; segmentIds: TensorInfo }; backend: WasmBackendLike; attrs: NamedAttrMap }): TensorInfo {
+  const { x, segmentIds } = args.inputs;
+  const numSegments = args.attrs['numSegments'] as number;
+  const n = segmentIds.shape.reduce((p, d) => p * d, 1);
+  const inner = x.shape.slice(segmentIds.shape.length).reduce((p, d) => p * d, 1);
+  const outShape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') throw new Error(`UnsortedSegmentSum: unsupported dtype ${x.dtype}`);
+  const out = args.backend.makeOutput(outShape, x.dtype);
+  const o = args.backend.typedArrayFromHeap(out) as Float32Array | Int32Array;
+  const xv = args.backend.typedArrayFromHeap(x) as Float32Array | Int32Array;
+  const ids = args.backend.typedArrayFromHeap(segmentIds);
+  o.fill(0);
+  segmentSumInto(o, xv, ids, n, inner, numSegments);
+  return out;
+}
+
+/** o[ids[i]·inner + j] += x[i·inner + j]; ids outside [0, numSegments) are skipped. */
+export function segmentSumInto(o: Float32Array | Int32Array, x: ArrayLike<number>, ids: ArrayLike<number>, n: number, inner: number, numSegments: number): void {
+  for (let i = 0; i < n; i++) {
+    const s = ids[i]!;
+    if (s < 0 || s >= numSegments) continue;
+    const src = i * inner;
+    const dst = s * inner;
+    for (let j = 0; j < inner; j++) o[dst + j]! += x[src + j]!;
+  }
+}
+
+/** Runs the cpu backend's kernel on copies of the inputs and copies the outputs back. */
+function cpuFallback(kernelName: string): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as WasmBackendLike;
+    const cpu = tf.findBackend('cpu');
+    const kernel = tf.getKernel(kernelName, 'cpu');
+    if (cpu === null || kernel === undefined) throw new Error(`cpu fallback for ${kernelName} needs the cpu backend`);
+    const cpuInputs: Record<string, TensorInfo> = {};
+    for (const [k, t] of Object.entries(inputs)) {
+      if (t === undefined) continue;
+      const info = t as TensorInfo;
+      cpuInputs[k] = { dataId: cpu.write(wasm.readSync(info.dataId), info.shape, info.dtype), shape: info.shape, dtype: info.dtype };
+    }
+    try {
+      const result = kernel.kernelFunc({ inputs: cpuInputs, backend: cpu, attrs });
+      const outs = Array.isArray(result) ? result : [result];
+      const copied = outs.map((t) => {
+        const values = cpu.readSync(t.dataId) as tf.backend_util.BackendValues;
+        cpu.disposeData(t.dataId);
+        return wasm.makeOutput(t.shape, t.dtype, undefined, values);
+      });
+      return Array.isArray(result) ? copied : copied[0]!;
+    } finally {
+      for (const t of Object.values(cpuInputs)) cpu.disposeData(t.dataId);
+    }
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Modality encoders: each modality's frame sequence → the common width d.
+ *   text   = the LLM's frozen input embeddings of the utterance tokens [B, Tt, D_llm]
+ *   audio  [B, La, Da], vision [B, Lv, Dv]
+ * each Linear → d, + a learned modality embedding + sinusoidal positions, LayerNorm,
+ * dropout; padded frames come out as exact zeros so later units can ignore them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Modality } from '../../config/experiment.ts';
+import { dropout, LayerNorm, Linear, zeroPadding, type ForwardCtx, type Scope } from './layers.ts';
+
+/** One modality of a batch: frames and their 0/1 mask (1 = real frame). */
+export interface ModalitySeq {
+  x: tf.Tensor3D; // [B, L, D]
+  mask: tf.Tensor2D; // [B, L]
+}
+
+export class ModalityEncoder {
+  private readonly proj: Linear;
+  private readonly modEmb: tf.Variable; // [d]
+  private readonly ln: LayerNorm;
+
+  constructor(scope: Scope, readonly modality: Modality, readonly inDim: number, readonly width: number) {
+    this.proj = new Linear(scope.sub('proj'), inDim, width);
+    this.modEmb = scope.create('modality_embedding', [width], 0.02);
+    this.ln = new LayerNorm(scope.sub('ln'), width);
+  }
+
+  apply(input: ModalitySeq, ctx: ForwardCtx): ModalitySeq {
+    const [, l, dIn] = input.x.shape;
+    if (dIn !== this.inDim) throw new Error(`${this.modality} encoder expects feature width ${this.inDim}, got ${dIn}`);
+    const h = tf.add(tf.add(this.proj.apply(input.x), this.modEmb), sinusoid(l, this.width)); // [B, L, d]
+    const out = dropout(this.ln.apply(h), ctx) as tf.Tensor3D;
+    return { x: zeroPadding(out, input.mask), mask: input.mask };
+  }
+}
+
+/** Transformer sinusoidal positions [L, d]. */
+export function sinusoid(length: number, width: number): tf.Tensor2D {
+  const v = new Float32Array(length * width);
+  for (let p = 0; p < length; p++) {
+    for (let i = 0; i < width; i++) {
+      const freq = Math.pow(10000, -(2 * Math.floor(i / 2)) / width);
+      v[p * width + i] = i % 2 === 0 ? Math.sin(p * freq) : Math.cos(p * freq);
+    }
+  }
+  return tf.tensor2d(v, [length, width]);
+}

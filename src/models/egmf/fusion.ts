@@ -1,0 +1,94 @@
+/**
+ * The fusion network without the LLM: modality encoders → experts → hierarchical gate →
+ * pseudo tokens. Every variable lives in one Params store under `egmf.` names.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ExperimentConfig, Modality } from '../../config/experiment.ts';
+import { EgmfError } from '../../errors.ts';
+import { ModalityEncoder, type ModalitySeq } from './encoders.ts';
+import { buildExperts, type Expert } from './experts.ts';
+import { HierarchicalGate, type GateOutput } from './gating.ts';
+import { maskedMean, Params, type ForwardCtx } from './layers.ts';
+import { PseudoTokenProjector } from './pseudo-tokens.ts';
+
+export type FusionConfig = ExperimentConfig['model'];
+
+export interface FusionDims {
+  /** Input width per modality: text = the LLM width, audio/vision = feature widths. */
+  inputs: Partial<Record<Modality, number>>;
+  /** LLM embedding width D_llm. */
+  llmWidth: number;
+  /** Typical norm of an LLM token embedding (pseudo tokens are scaled to it). */
+  embeddingNorm: number;
+}
+
+export interface FusionOutput {
+  pseudo: tf.Tensor3D; // [B, K, D_llm]
+  gates: GateOutput;
+}
+
+export class FusionNetwork {
+  readonly params: Params;
+  readonly modalities: readonly Modality[];
+  readonly encoders: ModalityEncoder[];
+  readonly experts: Expert[];
+  readonly gate: HierarchicalGate;
+  readonly projector: PseudoTokenProjector;
+
+  constructor(readonly cfg: FusionConfig, dims: FusionDims, seed: number) {
+    checkFusionConfig(cfg);
+    this.params = new Params(seed);
+    const root = this.params.scope('egmf');
+    this.modalities = cfg.modalities;
+    try {
+      this.encoders = cfg.modalities.map((m) => {
+        const inDim = dims.inputs[m];
+        if (inDim === undefined || !(inDim > 0)) throw new EgmfError(`no input width for modality '${m}' (does the dataset have ${m} features?)`, { key: 'model.modalities' });
+        return new ModalityEncoder(root.sub(`encoders.${m}`), m, inDim, cfg.width);
+      });
+      this.experts = buildExperts(root.sub('experts'), cfg);
+      this.gate = new HierarchicalGate(root.sub('gate'), this.experts, cfg.modalities.length, cfg.modalities.length * cfg.width, cfg.gating);
+      this.projector = new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
+    } catch (e) {
+      this.params.dispose(); // no variables outlive a failed construction
+      throw e;
+    }
+  }
+
+  /** inputs in `modalities` order (raw features) → pseudo tokens and gate weights. */
+  apply(inputs: readonly ModalitySeq[], ctx: ForwardCtx): FusionOutput {
+    if (inputs.length !== this.encoders.length) throw new Error(`fusion expects ${this.encoders.length} modalities, got ${inputs.length}`);
+    const seqs = inputs.map((s, i) => this.encoders[i]!.apply(s, ctx)); // M × [B, L_m, d]
+    const context = tf.concat(seqs.map((s) => maskedMean(s.x, s.mask)), 1) as tf.Tensor2D; // [B, M·d]
+    const outs = this.experts.map((e) => e.apply(seqs, ctx)); // E × [B, M, d]
+    const gates = this.gate.apply(context, outs);
+    return { pseudo: this.projector.apply(gates.fused, ctx), gates };
+  }
+
+  variables(): tf.Variable[] {
+    return [...this.params.vars.values()];
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}
+
+/** Checks what the experiment spec cannot express alone (it already checks single fields). */
+export function checkFusionConfig(cfg: FusionConfig): void {
+  const ex = cfg.experts;
+  const enabled = (['local', 'semantic', 'global'] as const).filter((k) => ex[k].enabled);
+  if (enabled.length === 0) throw new EgmfError('at least one expert kind must be enabled', { key: 'model.experts' });
+  if (new Set(cfg.modalities).size !== cfg.modalities.length) throw new EgmfError('modalities are listed twice', { key: 'model.modalities' });
+  if (ex.semantic.enabled && cfg.modalities.length < 2) {
+    throw new EgmfError('the semantic correlation expert needs at least two modalities; disable it for a single modality', { key: 'model.experts.semantic.enabled' });
+  }
+  for (const kind of ['semantic', 'global'] as const) {
+    if (ex[kind].enabled && ex[kind].width % ex[kind].heads !== 0) {
+      throw new EgmfError(`width ${ex[kind].width} is not divisible by heads ${ex[kind].heads}`, { key: `model.experts.${kind}.heads` });
+    }
+  }
+  const count = enabled.reduce((n, k) => n + ex[k].count, 0);
+  if (cfg.gating.top_k > count) throw new EgmfError(`top_k ${cfg.gating.top_k} exceeds the ${count} enabled experts`, { key: 'model.gating.top_k' });
+  if (ex.local.enabled && ex.local.kernels.some((k) => !Number.isInteger(k) || k < 1)) throw new EgmfError('kernel sizes must be positive integers', { key: 'model.experts.local.kernels' });
+}

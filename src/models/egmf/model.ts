@@ -1,0 +1,281 @@
+/**
+ * EgmfModel: the fusion network feeding a frozen decoder LLM (LoRA trainable) through
+ * pseudo tokens, trained to write the answer text.
+ *
+ *     const model = new EgmfModel({ model: cfg.model, llm, llmTrainable: () => lora.trainableVariables(), tokenizer, grammar, prompt, features, maxTextTokens, seed });
+ *     optimizer.minimize(() => model.loss(batch), false, model.trainableVariables());
+ *     const { values, unparsed, gates } = model.predict(batch);
+ *
+ * Only the grammar's tokens are scored (the head restricted by `logitsFor(·, grammar.vocab)`), so the
+ * full output layer (150k rows for Qwen) is never computed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Batch } from '../../data/loader.ts';
+import { EgmfError } from '../../errors.ts';
+import type { MaskLike } from '../ops.ts';
+import { linear, softmaxCrossEntropy } from '../ops.ts';
+import type { AnswerGrammar, ParsedAnswer, TextTokenizer } from './answers.ts';
+import { assembleInputs, type AssembledInputs } from './assemble.ts';
+import type { ModalitySeq } from './encoders.ts';
+import { FusionNetwork, type FusionConfig } from './fusion.ts';
+import { gateReport, type GateReport } from './report.ts';
+import { evalCtx, type ForwardCtx } from './layers.ts';
+import { layoutSample, type PromptLayout, type PromptParts } from './prompts.ts';
+import { loadFusionWeights, saveFusionWeights } from './weights.ts';
+
+/** What EgmfModel needs from the decoder (src/models/llm's Decoder satisfies it). */
+export interface EgmfLlm {
+  readonly config: { hiddenSize: number };
+  /** ids [B, T] → embeddings [B, T, D]. */
+  embed(ids: tf.Tensor | number[][]): tf.Tensor3D;
+  /** Final hidden states [B, T, D]. */
+  forward(input: { inputsEmbeds: tf.Tensor3D; attentionMask: MaskLike; positionIds: ArrayLike<number>; training?: boolean }): tf.Tensor3D;
+  /** hidden [..., D] → logits over vocabIds only [..., |vocabIds|]. */
+  logitsFor(hidden: tf.Tensor, vocabIds: ArrayLike<number>): tf.Tensor;
+}
+
+/** The batch fields the model reads (a loader Batch fits). */
+export type EgmfBatch = Pick<Batch, 'size' | 'ids' | 'texts' | 'labels' | 'audio' | 'audioMask' | 'audioPadLen' | 'audioDim' | 'vision' | 'visionMask' | 'visionPadLen' | 'visionDim'>;
+
+export interface EgmfModelOptions {
+  /** The `model` section of the experiment config. */
+  model: FusionConfig;
+  llm: EgmfLlm;
+  /** The LLM's trainable variables (LoRA adapters); default none. */
+  llmTrainable?: () => tf.Variable[];
+  tokenizer: TextTokenizer;
+  grammar: AnswerGrammar;
+  prompt: PromptParts;
+  /** Feature widths of the dataset (needed for the modalities in use). */
+  features: { audio?: number; vision?: number };
+  /** Utterance tokens kept per sample. */
+  maxTextTokens: number;
+  seed: number;
+}
+
+export interface LossStats {
+  /** Cross-entropy on the answer tokens. */
+  ce: number;
+  /** Unweighted load-balancing loss. */
+  balance: number;
+  gates: GateReport;
+}
+
+export interface PredictResult {
+  /** Parsed value per sample; null where the output did not parse (never 0). */
+  values: (number | null)[];
+  answers: ParsedAnswer[];
+  /** Generated token ids (EOS included when produced). */
+  tokens: number[][];
+  unparsed: { index: number; id: string; text: string }[];
+  gates: GateReport;
+}
+
+export class EgmfModel {
+  readonly fusion: FusionNetwork;
+  /** Set by every `loss` call. */
+  lastStats: LossStats | null = null;
+  private readonly textCache = new Map<string, number[]>();
+  private dropoutCalls = 0;
+  private dropoutStep = 0;
+
+  constructor(readonly opts: EgmfModelOptions) {
+    const d = opts.llm.config.hiddenSize;
+    this.fusion = new FusionNetwork(opts.model, { inputs: { text: d, audio: opts.features.audio, vision: opts.features.vision }, llmWidth: d, embeddingNorm: this.embeddingNorm() }, opts.seed);
+  }
+
+  /**
+   * Makes dropout masks a function of (seed, step, call order), so a resumed run draws the
+   * same masks as an uninterrupted one. Call before each training step.
+   */
+  setStep(step: number): void {
+    this.dropoutStep = step;
+    this.dropoutCalls = 0;
+  }
+
+  /** Fusion variables, then the LLM's trainable ones (LoRA). */
+  trainableVariables(): tf.Variable[] {
+    return [...this.fusion.variables(), ...(this.opts.llmTrainable?.() ?? [])];
+  }
+
+  /** Mean loss of a batch: answer-token cross-entropy + balance_weight · balance loss. */
+  loss(batch: EgmfBatch, opts: { training?: boolean } = {}): tf.Scalar {
+    const training = opts.training ?? true;
+    const g = this.opts.grammar;
+    return tf.tidy(() => {
+      const { pseudo, gates } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training));
+      const layouts = this.layouts(batch, (i) => this.targetTokens(batch, i));
+      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
+      const hidden = this.runLlm(a, pseudo, training); // [B, N, D]
+      const t = a.targetWidth;
+      const pred = tf.slice(hidden, [0, a.length - t - 1, 0], [-1, t, -1]); // [B, T, D] predicts the last T tokens
+      const logits = linear(pred, this.answerHead(), undefined, true); // [B, T, V']
+      const targets = Array.from(a.targets, (id) => (id < 0 ? 0 : g.vocabIndex.get(id)!)); // every target token is in the grammar
+      const mask = Array.from(a.targets, (id) => (id < 0 ? 0 : 1));
+      const ce = softmaxCrossEntropy(logits, targets, mask);
+      const total = tf.add(ce, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
+      this.lastStats = { ce: ce.dataSync()[0]!, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates) };
+      return total;
+    });
+  }
+
+  /**
+   * Greedy decoding of the answers. `constrained` (default) allows at each step only the
+   * tokens that continue some answer of the grammar; `free` takes the best token of the
+   * grammar vocabulary, so its outputs can fail to parse: those come back as unparsed.
+   */
+  predict(batch: EgmfBatch, opts: { mode?: 'constrained' | 'free' } = {}): PredictResult {
+    const mode = opts.mode ?? 'constrained';
+    const g = this.opts.grammar;
+    const eos = this.opts.tokenizer.eosId;
+    let gates: GateReport | null = null;
+    const pseudo = tf.tidy(() => {
+      const out = this.fusion.apply(this.modalityInputs(batch), evalCtx());
+      gates = gateReport(this.fusion, out.gates);
+      return out.pseudo;
+    });
+    const tokens: number[][] = Array.from({ length: batch.size }, () => []);
+    const done = new Array<boolean>(batch.size).fill(false);
+    try {
+      for (let step = 0; step < g.maxTokens; step++) {
+        const active = done.flatMap((d, i) => (d ? [] : [i]));
+        if (active.length === 0) break;
+        const scores = tf.tidy(() => {
+          const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => !done[i]);
+          const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
+          const hidden = this.runLlm(a, tf.gather(pseudo, active), false); // [B', N, D]
+          const last = tf.slice(hidden, [0, a.length - 1, 0], [-1, 1, -1]); // [B', 1, D]
+          return linear(tf.reshape(last, [active.length, -1]), this.answerHead(), undefined, true).dataSync(); // [B', V']
+        });
+        const v = g.vocab.length;
+        active.forEach((i, r) => {
+          const allowed = mode === 'constrained' ? g.allowedNext(tokens[i]!) : g.vocab;
+          let best = allowed[0]!;
+          for (const id of allowed) if (scores[r * v + g.vocabIndex.get(id)!]! > scores[r * v + g.vocabIndex.get(best)!]!) best = id;
+          tokens[i]!.push(best);
+          if (best === eos || (mode === 'constrained' && g.allowedNext(tokens[i]!).length === 0)) done[i] = true;
+        });
+      }
+    } finally {
+      pseudo.dispose();
+    }
+    const answers = tokens.map((t) => g.parse(t));
+    const unparsed = answers.flatMap((a, i) => (a.ok ? [] : [{ index: i, id: batch.ids[i]!, text: a.text }]));
+    return { values: answers.map((a) => (a.ok ? a.value : null)), answers, tokens, unparsed, gates: gates! };
+  }
+
+  /** Writes the fusion weights (`egmf.…` names) as safetensors. */
+  saveWeights(path: string, metadata: Record<string, string> = {}): void {
+    saveFusionWeights(this.fusion.params, path, metadata);
+  }
+
+  /** Loads fusion weights saved by `saveWeights`; checks every name and shape before assigning any. */
+  loadWeights(path: string): void {
+    loadFusionWeights(this.fusion.params, path);
+  }
+
+  dispose(): void {
+    this.fusion.dispose();
+  }
+
+  /** Utterance token ids, truncated, tokenized once per sample. */
+  textIds(id: string, text: string): number[] {
+    const key = `${id}\u0000${text}`;
+    let ids = this.textCache.get(key);
+    if (ids === undefined) {
+      ids = this.opts.tokenizer.encode(text).slice(0, this.opts.maxTextTokens);
+      this.textCache.set(key, ids);
+    }
+    return ids;
+  }
+
+  /** Answer tokens of sample i; a missing or non-finite label is an error naming the sample. */
+  private targetTokens(batch: EgmfBatch, i: number): number[] {
+    const y = batch.labels[i]!;
+    if (!Number.isFinite(y)) throw new EgmfError(`sample '${batch.ids[i]}' has no usable label (${y})`, { row: i, key: 'label' });
+    return this.opts.grammar.targetTokens(y);
+  }
+
+  private layouts(batch: EgmfBatch, target: (i: number) => number[]): PromptLayout[] {
+    return batch.ids.map((id, i) => layoutSample(this.opts.prompt, this.textIds(id, batch.texts[i]!), this.opts.maxTextTokens, target(i)));
+  }
+
+  /** LLM input embeddings with the pseudo tokens scattered into their slots, then the decoder. */
+  private runLlm(a: AssembledInputs, pseudo: tf.Tensor3D, training: boolean): tf.Tensor3D {
+    const [b, k, d] = pseudo.shape;
+    const ids = tf.tensor2d(a.ids, [a.batch, a.length], 'int32');
+    const tokens = tf.mul(this.embed(ids), tf.sub(1, tf.tensor3d(a.pseudoMask, [a.batch, a.length, 1]))); // [B, N, D]
+    const rows = tf.concat([tf.reshape(pseudo, [b * k, d]), tf.zeros([1, d])], 0); // [B·K + 1, D]
+    const placed = tf.reshape(tf.gather(rows, tf.tensor1d(a.pseudoIndex, 'int32')), [a.batch, a.length, d]); // [B, N, D]
+    const inputsEmbeds = tf.add(tokens, placed) as tf.Tensor3D;
+    const attentionMask = { data: a.attentionMask, batch: a.batch, length: a.length };
+    return this.opts.llm.forward({ inputsEmbeds, attentionMask, positionIds: a.positions, training });
+  }
+
+  /**
+   * Frozen token embeddings, looked up off the gradient tape: a taped gather saves its
+   * input for the backward pass, and on wasm saving is a full copy of the table (622 MB
+   * per lookup for Qwen3-0.6B).
+   */
+  private embed(ids: tf.Tensor | number[][]): tf.Tensor3D {
+    return untaped(() => this.opts.llm.embed(ids));
+  }
+
+  /**
+   * The output layer restricted to the grammar's tokens, [D, V'] = logitsFor(I): the same
+   * product as logitsFor(hidden) for the bias-free heads of Qwen and LLaMA, with the
+   * gather of the (frozen) head rows kept off the tape for the reason given at `embed`.
+   */
+  private answerHead(): tf.Tensor2D {
+    const d = this.opts.llm.config.hiddenSize;
+    return untaped(() => tf.tidy(() => this.opts.llm.logitsFor(tf.eye(d), this.opts.grammar.vocab) as tf.Tensor2D));
+  }
+
+  /** Batch → the configured modalities' raw sequences with masks. */
+  private modalityInputs(batch: EgmfBatch): ModalitySeq[] {
+    return this.opts.model.modalities.map((m) => {
+      if (m === 'text') return this.textInput(batch);
+      const [data, mask, len, dim] = m === 'audio' ? [batch.audio, batch.audioMask, batch.audioPadLen, batch.audioDim] : [batch.vision, batch.visionMask, batch.visionPadLen, batch.visionDim];
+      const want = this.opts.features[m];
+      if (dim !== want) throw new Error(`batch ${m} features are ${dim} wide but the model was built for ${want}`);
+      return sequence(batch.size, data, Float32Array.from(mask), len, dim);
+    });
+  }
+
+  private textInput(batch: EgmfBatch): ModalitySeq {
+    const ids = batch.ids.map((id, i) => this.textIds(id, batch.texts[i]!));
+    const len = Math.max(1, ...ids.map((t) => t.length));
+    const padded = ids.map((t) => [...t, ...new Array<number>(len - t.length).fill(0)]);
+    const mask = new Float32Array(batch.size * len);
+    ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));
+    const x = this.embed(padded); // [B, Tt, D_llm]
+    return { x, mask: tf.tensor2d(mask, [batch.size, len]) };
+  }
+
+  private ctx(training: boolean): ForwardCtx {
+    if (!training) return evalCtx();
+    return { training: true, dropout: this.opts.model.dropout, nextSeed: () => (this.opts.seed * 1_000_003 + this.dropoutStep * 7_919 + this.dropoutCalls++ * 104_729) % 2_147_483_647 };
+  }
+
+  /** Mean L2 norm of the prompt's token embeddings: the scale of real LLM inputs. */
+  private embeddingNorm(): number {
+    const p = this.opts.prompt;
+    const ids = [...p.open, ...p.close, ...p.task];
+    if (ids.length === 0) throw new Error('the prompt has no tokens');
+    return tf.tidy(() => tf.mean(tf.norm(this.opts.llm.embed([ids]), 'euclidean', -1)).dataSync()[0]!);
+  }
+}
+
+/** Runs f as one untaped step: kernels nested in a customGrad forward are not recorded. */
+function untaped<T extends tf.Tensor>(f: () => T): T {
+  const anchor = tf.scalar(0);
+  const out = tf.customGrad((a) => ({ value: f(), gradFunc: () => tf.zerosLike(a as tf.Tensor) }))(anchor) as T;
+  anchor.dispose();
+  return out;
+}
+
+/** A padded sequence; a batch padded to length 0 becomes one masked frame of zeros. */
+function sequence(b: number, data: Float32Array, mask: Float32Array, len: number, dim: number): ModalitySeq {
+  if (len === 0) return { x: tf.zeros([b, 1, dim]), mask: tf.zeros([b, 1]) };
+  return { x: tf.tensor3d(data, [b, len, dim]), mask: tf.tensor2d(mask, [b, len]) };
+}

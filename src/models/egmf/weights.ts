@@ -1,0 +1,34 @@
+/**
+ * Fusion weights on disk: one safetensors file of F32 tensors named as the parameters
+ * (`egmf.experts.local.0.text.l0.conv.k3.weight`, …). Loading checks that the file holds
+ * exactly this network's names and shapes before any variable changes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { EgmfError } from '../../errors.ts';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../llm/safetensors.ts';
+import type { Params } from './layers.ts';
+
+export function saveFusionWeights(params: Params, path: string, metadata: Record<string, string> = {}): void {
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, v] of params.vars) tensors[name] = { dtype: 'F32', shape: [...v.shape], data: v.dataSync() as Float32Array };
+  writeSafetensors(path, tensors, { format: 'egmf-fusion', ...metadata });
+}
+
+export function loadFusionWeights(params: Params, path: string): void {
+  const file = readSafetensors(path);
+  for (const [name, v] of params.vars) {
+    const t = file.get(name);
+    if (t === undefined) throw new EgmfError('fusion weights lack this parameter (saved from a different model config?)', { file: path, key: name });
+    if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+      throw new EgmfError(`shape [${t.shape.join(', ')}] does not match the model's [${v.shape.join(', ')}]`, { file: path, key: name });
+    }
+    if (!(t.data instanceof Float32Array)) throw new EgmfError(`expected a float tensor, got ${t.dtype}`, { file: path, key: name });
+  }
+  for (const name of file.keys()) {
+    if (!params.vars.has(name)) throw new EgmfError('unexpected parameter (saved from a different model config?)', { file: path, key: name });
+  }
+  for (const [name, v] of params.vars) {
+    const t = file.get(name)!;
+    tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Tokenizers from a local `tokenizer.json` (+ `tokenizer_config.json`) via
+ * @huggingface/tokenizers: offline, no network, the same ids as Python's tokenizers.
+ */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { EgmfError } from '../../errors.ts';
+import { readJsonFile } from './checkpoint.ts';
+
+export interface TextTokenizer {
+  /** Token ids of `text`; special tokens (BOS...) only when `addSpecialTokens`. */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
+  /** Id of a token string (e.g. `<|im_end|>`), or undefined. */
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+  /** Size of the vocabulary including added tokens. */
+  readonly vocabSize: number;
+  readonly eosTokenId: number | undefined;
+  readonly padTokenId: number | undefined;
+  readonly bosTokenId: number | undefined;
+}
+
+function specialToken(cfg: Record<string, unknown>, key: string): string | undefined {
+  const v = cfg[key];
+  if (typeof v === 'string') return v;
+  if (v !== null && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+/** Loads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`. */
+export function loadTokenizer(dir: string): TextTokenizer {
+  const file = join(dir, 'tokenizer.json');
+  if (!existsSync(dir)) throw new EgmfError('tokenizer folder not found', { file: dir });
+  if (!existsSync(file)) throw new EgmfError('tokenizer.json not found (only fast-tokenizer JSON files are supported)', { file });
+  const json = readJsonFile(file) as Record<string, unknown>;
+  if (json === null || typeof json !== 'object' || typeof json['model'] !== 'object') throw new EgmfError('not a tokenizers JSON file (no "model" object)', { file, key: 'model' });
+  const cfgFile = join(dir, 'tokenizer_config.json');
+  const cfg = (existsSync(cfgFile) ? readJsonFile(cfgFile) : {}) as Record<string, unknown>;
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, cfg);
+  } catch (e) {
+    throw new EgmfError(`cannot build the tokenizer: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  const idOf = (key: string): number | undefined => {
+    const t = specialToken(cfg, key);
+    return t === undefined ? undefined : tok.token_to_id(t);
+  };
+  const vocabSize = tok.get_vocab(true).size;
+  return {
+    encode: (text, opts = {}) => tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids,
+    decode: (ids, opts = {}) => tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false }),
+    tokenToId: (t) => tok.token_to_id(t),
+    idToToken: (id) => tok.id_to_token(id),
+    vocabSize,
+    eosTokenId: idOf('eos_token'),
+    padTokenId: idOf('pad_token'),
+    bosTokenId: idOf('bos_token'),
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * Differentiable building blocks for all model code, fast on wasm and correct everywhere.
+ *
+ * Why these shapes of code (measured, /work/shared/notes/tfjs-wasm.md):
+ *  - wasm's XNNPACK path serves only plain 2-D, non-transposed matMuls; autograd's matMul
+ *    gradients are transposed products (6-60x slower). `linear` therefore reshapes to 2-D
+ *    and, on wasm, uses a custom gradient of plain products with explicit transposes. On
+ *    the pure-JS cpu backend the same trick is slower, so it is used on wasm only.
+ *  - embeddings use `gather` (its gradient is the native UnsortedSegmentSum kernel that
+ *    `initBackend` registers), never oneHot·matMul;
+ *  - GELU uses the sigmoid form (tanh is 20x slower on wasm);
+ *  - cross-entropy has a closed-form gradient (p - y) / N.
+ * Never chain tensor methods (`x.reshape`): tfjs-core alone does not register them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Large negative additive bias for masked attention logits (finite: avoids NaN rows). */
+export const MASK_NEG = -1e9;
+
+function onWasm(): boolean {
+  return tf.getBackend() === 'wasm';
+}
+
+/** A weight that takes no gradient: a Variable marked non-trainable (e.g. a LoRA base). */
+function isFrozen(t: tf.Tensor): boolean {
+  return t instanceof tf.Variable && !t.trainable;
+}
+
+const plainMatMul = tf.customGrad((a, b, save) => {
+  const x = a as tf.Tensor2D;
+  const w = b as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([x, w]);
+  return {
+    value: tf.matMul(x, w),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy as tf.Tensor2D)];
+    },
+  };
+});
+
+/**
+ * a [M, K] · w [K, N]; on wasm every product of the backward pass is plain 2-D too.
+ * `frozen` (implied for a non-trainable Variable) skips w's gradient.
+ */
+export function matMul2d(a: tf.Tensor2D, w: tf.Tensor2D, frozen = isFrozen(w)): tf.Tensor2D {
+  if (!onWasm()) return tf.matMul(a, w);
+  if (!frozen) return plainMatMul(a, w) as tf.Tensor2D;
+  // A frozen weight is not an input of the custom op, so no gradient is computed for it;
+  // it is saved because non-variable tensors of the forward scope are gone by backprop.
+  return tf.customGrad((x, save) => {
+    (save as tf.GradSaveFunc)([w]);
+    return {
+      value: tf.matMul(x as tf.Tensor2D, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.matMul(dy as tf.Tensor2D, tf.transpose(saved[0] as tf.Tensor2D)),
+    };
+  })(a) as tf.Tensor2D;
+}
+
+/** x [..., in] · w [in, out] (+ b [out]) → [..., out]. `frozen`: see matMul2d. */
+export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D, frozen?: boolean): tf.Tensor {
+  const inDim = x.shape[x.rank - 1]!;
+  const outDim = w.shape[1];
+  if (w.shape[0] !== inDim) throw new Error(`linear: input width ${inDim} does not match weight [${w.shape.join(', ')}]`);
+  const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [N, in]
+  let y: tf.Tensor = matMul2d(x2, w, frozen ?? isFrozen(w)); // [N, out]
+  if (b !== undefined) y = tf.add(y, b);
+  return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
+}
+
+/** table [V, D] rows for ids of any shape → [...ids.shape, D]. */
+export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
+  const flat = tf.reshape(ids, [-1]);
+  return tf.reshape(tf.gather(table, flat), [...ids.shape, table.shape[1]]);
+}
+
+/** GELU, tanh approximation written with a sigmoid: 0.5(1+tanh(z)) = σ(2z). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.add(x, tf.mul(0.044715, tf.mul(x, tf.square(x))));
+  return tf.mul(x, tf.sigmoid(tf.mul(1.5957691216057308, inner)));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** RMSNorm over the last axis (LLaMA/Qwen): x / sqrt(mean(x²) + eps) · w. */
+export function rmsNorm(x: tf.Tensor, w: tf.Tensor1D, eps: number): tf.Tensor {
+  const ms = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+}
+
+/** LayerNorm over the last axis. */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+}
+
+/**
+ * Mean cross-entropy over the rows whose mask is non-zero.
+ * logits [..., C]; targets [...] class indices (anything where the mask is 0, e.g. -100);
+ * mask [...] of 0/1 (default all ones). Gradient (softmax - onehot) · mask / Σmask.
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor, targets: tf.Tensor | ArrayLike<number>, mask?: tf.Tensor | ArrayLike<number>): tf.Scalar {
+  const c = logits.shape[logits.rank - 1]!;
+  const lg = tf.reshape(logits, [-1, c]) as tf.Tensor2D; // [N, C]
+  const n = lg.shape[0];
+  const t = targets instanceof tf.Tensor ? tf.reshape(tf.cast(targets, 'int32'), [-1]) : tf.tensor1d(Int32Array.from(targets as ArrayLike<number>), 'int32');
+  const m = mask === undefined ? tf.ones([n]) : mask instanceof tf.Tensor ? tf.reshape(tf.cast(mask, 'float32'), [-1]) : tf.tensor1d(Float32Array.from(mask as ArrayLike<number>));
+  if (t.shape[0] !== n || m.shape[0] !== n) throw new Error(`softmaxCrossEntropy: ${n} rows of logits but ${t.shape[0]} targets and ${m.shape[0]} mask values`);
+  if (!(targets instanceof tf.Tensor)) {
+    const mv = m.dataSync();
+    const tv = t.dataSync();
+    for (let i = 0; i < n; i++) {
+      if (mv[i]! !== 0 && !(tv[i]! >= 0 && tv[i]! < c)) throw new Error(`softmaxCrossEntropy: target ${tv[i]} at row ${i} outside [0, ${c})`);
+    }
+  }
+  const y = tf.oneHot(tf.maximum(t, tf.scalar(0, 'int32')), c, 1, 0, 'float32'); // [N, C]
+  const m2 = tf.reshape(m, [n, 1]);
+  const denom = tf.maximum(tf.sum(m), 1);
+  const f = tf.customGrad((x, save) => {
+    const lsm = tf.logSoftmax(x as tf.Tensor2D);
+    // Everything the gradient reads is saved: the forward scope is disposed before backprop.
+    (save as tf.GradSaveFunc)([lsm, y, m2, denom]);
+    const loss = tf.div(tf.neg(tf.sum(tf.mul(tf.mul(y, lsm), m2))), denom) as tf.Scalar;
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sl, sy, sm, sd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.mul(tf.div(tf.mul(tf.sub(tf.exp(sl), sy), sm), sd), dy);
+      },
+    };
+  });
+  return f(lg) as tf.Scalar;
+}
+
+/** [B, T, H·d] → [B, H, T, d] (4-D transposes are cheap on wasm, 5-D ones are not). */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
+  const [b, t, w] = x.shape as [number, number, number];
+  return tf.transpose(tf.reshape(x, [b, t, heads, w / heads]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, d] → [B, T, H·d]. */
+export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
+  const [b, h, t, d] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, t, h * d]);
+}
+
+/**
+ * Scaled dot-product attention with grouped key/value heads.
+ * q [B, H, T, d]; k, v [B, KV, S, d] with H = KV · g; bias additive [B|1, 1, T, S].
+ * Query heads of a group are folded into the time axis ([B, KV, g·T, d]) instead of
+ * repeating k and v: no copies and only 4-D ops.
+ */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias?: tf.Tensor4D): tf.Tensor4D {
+  const [b, h, t, d] = q.shape;
+  const kv = k.shape[1];
+  if (h % kv !== 0) throw new Error(`attention: ${h} query heads not a multiple of ${kv} key/value heads`);
+  const g = h / kv;
+  const qg = g === 1 ? q : tf.reshape(q, [b, kv, g * t, d]);
+  let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(d)); // [B, KV, g·T, S]
+  if (bias !== undefined) scores = tf.add(scores, g === 1 ? bias : tf.tile(bias, [1, 1, g, 1]));
+  const out = tf.matMul(tf.softmax(scores), v); // [B, KV, g·T, d]
+  return (g === 1 ? out : tf.reshape(out, [b, h, t, d])) as tf.Tensor4D;
+}
+
+/** Mask as plain rows of 0/1 (1 = real token). */
+export type MaskLike = tf.Tensor | ArrayLike<number>[] | { data: ArrayLike<number>; batch: number; length: number };
+
+function maskRows(mask: MaskLike): { data: ArrayLike<number>; batch: number; length: number } {
+  if (mask instanceof tf.Tensor) {
+    if (mask.rank !== 2) throw new Error(`attention mask must be [B, T], got [${mask.shape.join(', ')}]`);
+    return { data: mask.dataSync(), batch: mask.shape[0]!, length: mask.shape[1]! };
+  }
+  if (Array.isArray(mask)) {
+    const length = mask[0]?.length ?? 0;
+    const data = new Float32Array(mask.length * length);
+    mask.forEach((row, i) => {
+      if (row.length !== length) throw new Error(`attention mask rows differ in length (${row.length} vs ${length}) at row ${i}`);
+      data.set(Array.from(row), i * length);
+    });
+    return { data, batch: mask.length, length };
+  }
+  return mask as { data: ArrayLike<number>; batch: number; length: number };
+}
+
+/**
+ * Additive attention bias [B, 1, T, T]: 0 where query t may see key s, MASK_NEG elsewhere.
+ * `causal` hides future keys; the padding mask hides keys whose mask is 0.
+ */
+export function attentionBias(mask: MaskLike, causal: boolean): tf.Tensor4D {
+  const { data, batch, length: t } = maskRows(mask);
+  const out = new Float32Array(batch * t * t);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < t; i++) {
+      const row = (b * t + i) * t;
+      for (let j = 0; j < t; j++) {
+        if ((causal && j > i) || data[b * t + j] === 0) out[row + j] = MASK_NEG;
+      }
+    }
+  }
+  return tf.tensor4d(out, [batch, 1, t, t]);
+}
+
+/** Default positions for a padded batch: 0..T-1 per row (what HF uses without position_ids). */
+export function defaultPositions(batch: number, length: number): Int32Array {
+  const p = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) for (let t = 0; t < length; t++) p[b * length + t] = t;
+  return p;
+}
+
+/**
+ * Rotary tables cos, sin [B, 1, T, d] for positions [B·T], HF convention (frequencies
+ * repeated over both halves). Rounded to float32 step by step as PyTorch computes them.
+ */
+export function ropeTables(positions: ArrayLike<number>, batch: number, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  const f = Math.fround;
+  const half = headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
+  const t = positions.length / batch;
+  const cos = new Float32Array(batch * t * headDim);
+  const sin = new Float32Array(batch * t * headDim);
+  for (let p = 0; p < positions.length; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = f(f(positions[p]!) * inv[i]!);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      cos[p * headDim + i] = c;
+      cos[p * headDim + half + i] = c;
+      sin[p * headDim + i] = s;
+      sin[p * headDim + half + i] = s;
+    }
+  }
+  return { cos: tf.tensor4d(cos, [batch, 1, t, headDim]), sin: tf.tensor4d(sin, [batch, 1, t, headDim]) };
+}
+
+/** x·cos + rotate_half(x)·sin with rotate_half(x) = [-x₂, x₁]. x [B, H, T, d]. */
+export function rope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = tf.split(x, [half, half], 3);
+  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+}
+
+/**
+ * 1-D convolution over time as unfold + linear. x [B, T, Cin]; w [K, Cin, Cout];
+ * padding 'same' (output length T, odd K) or 'valid'. Unfolding keeps every product on
+ * the fast 2-D matMul path and needs no conv backprop kernel (missing on wasm): measured
+ * at [16, 100, 64] → 128 channels, K = 3, forward + backward took 96 ms this way against
+ * 31 s for tf.conv1d, whose filter gradient runs on the cpu fallback.
+ */
+export function conv1d(x: tf.Tensor3D, w: tf.Tensor3D, b?: tf.Tensor1D, opts: { padding?: 'same' | 'valid'; dilation?: number } = {}): tf.Tensor3D {
+  const [k, cin, cout] = w.shape;
+  const dil = opts.dilation ?? 1;
+  if (x.shape[2] !== cin) throw new Error(`conv1d: input channels ${x.shape[2]} do not match weight [${w.shape.join(', ')}]`);
+  const span = (k - 1) * dil;
+  const padded = opts.padding === 'valid' ? x : tf.pad(x, [[0, 0], [Math.floor(span / 2), span - Math.floor(span / 2)], [0, 0]]);
+  const tOut = padded.shape[1] - span;
+  if (tOut < 1) throw new Error(`conv1d: input of length ${x.shape[1]} is shorter than the kernel span ${span + 1}`);
+  const frames = Array.from({ length: k }, (_, i) => tf.slice(padded, [0, i * dil, 0], [-1, tOut, -1]));
+  const unfolded = k === 1 ? frames[0]! : tf.concat(frames, 2); // [B, T', K·Cin]
+  return linear(unfolded, tf.reshape(w, [k * cin, cout]) as tf.Tensor2D, b) as tf.Tensor3D;
+}

@@ -1,0 +1,106 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { initBackend, parseBackendName } from '../../src/models/backend/index.ts';
+import { EgmfError } from '../../src/errors.ts';
+import { expectWasmMatchesCpu, rand } from './compare.ts';
+import { REPO, tempDir } from '../helpers.ts';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  await initBackend('wasm', { threads: 1 });
+});
+
+describe('initBackend', () => {
+  it('switches between cpu and wasm and registers gradients', async () => {
+    expect(await initBackend('cpu')).toEqual({ name: 'cpu', threads: 1 });
+    expect(tf.getBackend()).toBe('cpu');
+    expect(await initBackend('wasm')).toEqual({ name: 'wasm', threads: 1, simd: true });
+    expect(tf.getBackend()).toBe('wasm');
+    expect(tf.getGradient('BatchMatMul')).toBeDefined();
+  });
+
+  it("'tensorflow' without tfjs-node installed is a clear error saying how to install it", async () => {
+    const err = await initBackend('tensorflow').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EgmfError);
+    expect((err as Error).message).toMatch(/neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed.*npm install @tensorflow\/tfjs-node/s);
+  });
+
+  it("'auto' falls back to wasm when tfjs-node is absent", async () => {
+    expect((await initBackend('auto')).name).toBe('wasm');
+  });
+
+  it('rejects unknown backend names and thread counts', async () => {
+    expect(parseBackendName('wasm')).toBe('wasm');
+    expect(() => parseBackendName('gpu', { file: 'exp.yaml', key: 'backend' })).toThrow(/exp.yaml, key 'backend': unknown backend 'gpu'/);
+    await expect(initBackend('wasm', { threads: 0 })).rejects.toThrow(/key 'threads': wasm threads must be a positive integer, got 0/);
+    process.env['EGMF_WASM_THREADS'] = 'two';
+    try {
+      await expect(initBackend('wasm')).rejects.toThrow(/key 'EGMF_WASM_THREADS': EGMF_WASM_THREADS must be a positive integer, got 'two'/);
+    } finally {
+      delete process.env['EGMF_WASM_THREADS'];
+    }
+  });
+});
+
+describe('wasm kernel fixes (checked against cpu)', () => {
+  it('UnsortedSegmentSum: native kernels (wasm and cpu) agree with the definition, ids outside the range skipped', async () => {
+    await expectWasmMatchesCpu(() => [rand([6, 3], 1), tf.tensor1d([0, 2, 2, 4, 0, 1], 'int32')], (x, ids) => tf.unsortedSegmentSum(x!, ids as tf.Tensor1D, 5));
+    await tf.setBackend('wasm');
+    for (const backend of ['wasm', 'cpu']) {
+      await tf.setBackend(backend);
+      const out = tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]), tf.tensor1d([1, -1, 1, 3], 'int32'), 3);
+      expect(out.arraySync(), backend).toEqual([[0, 0], [6, 8], [0, 0]]);
+    }
+  });
+
+  it('conv2d and depthwise conv gradients run through the cpu fallback', async () => {
+    await expectWasmMatchesCpu(() => [rand([2, 5, 5, 3], 2), rand([3, 3, 3, 4], 3)], (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'));
+    await expectWasmMatchesCpu(() => [rand([1, 5, 5, 2], 4), rand([3, 3, 2, 2], 5)], (x, f) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'));
+  });
+
+  it('fused matMul with transposes and batches, maxPool gradient, float one-hot are right', async () => {
+    await expectWasmMatchesCpu(() => [rand([2, 4, 3], 6), rand([2, 5, 4], 7), rand([5], 8)], (a, b, bias) =>
+      tf.fused.matMul({ a: a as tf.Tensor3D, b: b as tf.Tensor3D, transposeA: true, transposeB: true, bias, activation: 'relu' }), 1e-4, []);
+    await expectWasmMatchesCpu(() => [rand([1, 6, 6, 2], 9)], (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'));
+    await expectWasmMatchesCpu(() => [tf.tensor1d([2, 0, 1], 'int32')], (i) => tf.oneHot(i as tf.Tensor1D, 3, 1, 0, 'float32'));
+  });
+});
+
+describe('wasm threads', () => {
+  it('runs 2 XNNPACK threads through worker_threads with the same results, and the process exits', async () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      import { initBackend } from ${JSON.stringify(join(REPO, 'src/models/backend/index.ts'))};
+      const tf = createRequire(${JSON.stringify(join(REPO, 'package.json'))})('@tensorflow/tfjs-core');
+      const info = await initBackend('wasm', { threads: 2 });
+      const a = tf.reshape(tf.range(0, 64 * 48), [64, 48]);
+      const b = tf.reshape(tf.cos(tf.range(0, 48 * 32)), [48, 32]);
+      const g = tf.grad((x) => tf.sum(tf.square(tf.matMul(x, b))))(a);
+      console.log(JSON.stringify({ threads: info.threads, sum: tf.sum(tf.matMul(a, b)).dataSync()[0], g: tf.sum(g).dataSync()[0] }));`;
+    const tmp = tempDir();
+    // A file, not `-e`: pthread workers inherit the parent's execArgv.
+    const run = (threads: string) => {
+      const file = join(tmp.path, `threads${threads}.mts`);
+      writeFileSync(file, script.replace('threads: 2', `threads: ${threads}`));
+      return spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    };
+    const two = run('2');
+    tmp.cleanup();
+    expect(two.status, two.stderr).toBe(0);
+    const r2 = JSON.parse(two.stdout.trim().split('\n').pop()!) as { threads: number; sum: number; g: number };
+    expect(r2.threads).toBe(2);
+    // The same computation here, single-threaded.
+    await tf.setBackend('wasm');
+    const r1 = tf.tidy(() => {
+      const a = tf.reshape(tf.range(0, 64 * 48), [64, 48]) as tf.Tensor2D;
+      const b = tf.reshape(tf.cos(tf.range(0, 48 * 32)), [48, 32]) as tf.Tensor2D;
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.square(tf.matMul(x as tf.Tensor2D, b))))(a);
+      return { sum: tf.sum(tf.matMul(a, b)).dataSync()[0]!, g: tf.sum(g).dataSync()[0]! };
+    });
+    expect(Math.abs(r2.sum - r1.sum)).toBeLessThanOrEqual(1e-4 * Math.abs(r1.sum));
+    expect(Math.abs(r2.g - r1.g)).toBeLessThanOrEqual(1e-4 * Math.abs(r1.g));
+  });
+});

