@@ -26,7 +26,7 @@ export class SemanticExpert implements Expert {
   constructor(scope: Scope, readonly name: string, readonly modalities: readonly Modality[], width: number, cfg: SemanticExpertConfig) {
     if (modalities.length < 2) throw new Error('the semantic correlation expert needs at least two modalities');
     this.inProj = new Linear(scope.sub('in'), width, cfg.width);
-    this.blocks = Array.from({ length: cfg.depth }, (_, l) => modalities.map((m) => new AttentionBlock(scope.sub(`l${l}.${m}`), cfg.width, cfg.heads)));
+    this.blocks = Array.from({ length: cfg.depth }, (_, l) => modalities.map((m) => new AttentionBlock(scope.sub(`l${l}.${m}`), cfg.width, cfg.heads, true)));
     this.lnOut = new LayerNorm(scope.sub('ln_out'), cfg.width);
     this.out = new Linear(scope.sub('out'), cfg.width, width);
   }

@@ -102,7 +102,7 @@ export function keyBias(mask: tf.Tensor2D): tf.Tensor4D {
  */
 export class AttentionBlock {
   private readonly ln1: LayerNorm;
-  private readonly lnSrc: LayerNorm;
+  private readonly lnSrc: LayerNorm | null;
   private readonly q: Linear;
   private readonly k: Linear;
   private readonly v: Linear;
@@ -111,9 +111,10 @@ export class AttentionBlock {
   private readonly up: Linear;
   private readonly down: Linear;
 
-  constructor(scope: Scope, readonly width: number, readonly heads: number) {
+  /** `cross`: the block attends to a separate source sequence (which gets its own norm). */
+  constructor(scope: Scope, readonly width: number, readonly heads: number, cross = false) {
     this.ln1 = new LayerNorm(scope.sub('ln1'), width);
-    this.lnSrc = new LayerNorm(scope.sub('ln_src'), width);
+    this.lnSrc = cross ? new LayerNorm(scope.sub('ln_src'), width) : null;
     this.q = new Linear(scope.sub('attn.q'), width, width);
     this.k = new Linear(scope.sub('attn.k'), width, width);
     this.v = new Linear(scope.sub('attn.v'), width, width);
@@ -126,7 +127,8 @@ export class AttentionBlock {
   /** x [B, T, w]; src [B, S, w] (default x); bias [B, 1, 1, S]. → [B, T, w]. */
   apply(x: tf.Tensor3D, bias: tf.Tensor4D, ctx: ForwardCtx, src?: tf.Tensor3D): tf.Tensor3D {
     const h = this.ln1.apply(x); // [B, T, w]
-    const s = src === undefined ? h : this.lnSrc.apply(src); // [B, S, w]
+    if ((src === undefined) !== (this.lnSrc === null)) throw new Error('AttentionBlock: pass src exactly when built for cross-attention');
+    const s = src === undefined ? h : this.lnSrc!.apply(src); // [B, S, w]
     const q = splitHeads(this.q.apply(h), this.heads); // [B, H, T, w/H]
     const k = splitHeads(this.k.apply(s), this.heads); // [B, H, S, w/H]
     const v = splitHeads(this.v.apply(s), this.heads);
