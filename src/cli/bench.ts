@@ -2,6 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { runDataBench } from '../bench/data.ts';
 import type { DataBenchResult } from '../bench/data.ts';
+import { runTrainBench } from '../bench/train.ts';
+import type { TrainBenchResult } from '../bench/train.ts';
 
 /** Options every bench target receives; a target ignores what it has no use for. */
 export interface BenchRunOptions {
@@ -41,8 +43,21 @@ const dataTarget: BenchTarget = {
   },
 };
 
+const trainTarget: BenchTarget = {
+  name: 'train',
+  describe: 'Training samples/s of the default tiny EGMF (experiments/synthetic/meld.yaml) on each available backend',
+  run: (opts) => runTrainBench({ steps: opts.samples, seed: opts.seed }),
+  format: (raw) => {
+    const r = raw as TrainBenchResult;
+    const lines = Object.entries(r).map(([b, x]) => ('error' in x
+      ? `${b.padEnd(11)} unavailable: ${x.error}`
+      : `${b.padEnd(11)} ${String(x.samples_per_s).padStart(8)} samples/s  ${String(x.ms_per_step).padStart(6)} ms/step  (batch ${x.batch_size}, ${x.steps} steps, ${x.threads} thread(s))`));
+    return ['default tiny EGMF training step (synthetic MELD, built-in LLM shape):', ...lines].join('\n');
+  },
+};
+
 /** Registered targets; `egmf bench` with no --target runs them all in this order. */
-export const benchTargets: BenchTarget[] = [dataTarget];
+export const benchTargets: BenchTarget[] = [dataTarget, trainTarget];
 
 /** Adds a target (e.g. `train`); names must be unique. */
 export function registerBenchTarget(t: BenchTarget): void {

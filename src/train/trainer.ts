@@ -1,0 +1,261 @@
+/**
+ * The trainer: AdamW with warm-up + cosine, gradient clipping, per-epoch validation with
+ * early stopping, the best checkpoint evaluated on test, checkpoints to resume from, and
+ * everything logged to the tracking store.
+ *
+ * Exactly-once metrics across a kill and `--resume`: metric points are buffered and
+ * written to the store only together with a checkpoint; after a resume the steps since
+ * that checkpoint are recomputed (deterministically) and logged once.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { EgmfError } from '../errors.ts';
+import type { ExperimentConfig } from '../config/experiment.ts';
+import { primaryMetric } from './metrics.ts';
+import { buildSetup, disposeSetup } from './setup.ts';
+import type { Setup } from './setup.ts';
+import type { Batch } from '../data/loader.ts';
+import { AdamW, clipByGlobalNorm } from './optimizer.ts';
+import { warmupCosine } from './schedule.ts';
+import { EarlyStopping } from './early-stopping.ts';
+import { Progress } from './progress.ts';
+import type { ProgressStream } from './progress.ts';
+import { CHECKPOINT_VERSION, loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint.ts';
+import type { TrainerState } from './checkpoint.ts';
+import { evaluate } from './evaluate.ts';
+import type { EvalResult } from './evaluate.ts';
+import { configDigest, RunLogger } from './run-logger.ts';
+import { saveAdapter } from '../models/llm/index.ts';
+import type { TrackingTarget } from './run-logger.ts';
+
+export interface TrainOptions {
+  /** Run folder: checkpoints, predictions, summary. */
+  outDir: string;
+  /** Continue from `<outDir>/checkpoints/latest`. */
+  resume?: boolean;
+  /** Seed of this run (default cfg.seed). */
+  seed?: number;
+  /** Tracking target; null = no tracking. */
+  tracking?: TrackingTarget | null;
+  say?: (msg: string) => void;
+  progress?: ProgressStream;
+  /** Called after each epoch's validation; return true to stop (sweep pruning). */
+  onEpoch?: (epoch: number, metrics: Record<string, number>, metric: number) => Promise<boolean> | boolean;
+  /** Called once the tracking run exists. */
+  onRunStarted?: (runId: string) => void;
+}
+
+export interface TrainResult {
+  runId: string | null;
+  outDir: string;
+  metricName: string;
+  goal: 'max' | 'min';
+  bestEpoch: number;
+  bestValid: number | null;
+  valid: Record<string, number>;
+  test: Record<string, number>;
+  pruned: boolean;
+  steps: number;
+  seconds: number;
+  trainSamplesPerSecond: number;
+  history: TrainerState['history'];
+}
+
+export async function trainExperiment(cfg: ExperimentConfig, o: TrainOptions): Promise<TrainResult> {
+  const say = o.say ?? (() => undefined);
+  const seed = o.seed ?? cfg.seed;
+  const t0 = performance.now();
+  const setup = await buildSetup(cfg, { say, seed });
+  try {
+    return await runTraining(setup, cfg, seed, o, say, t0);
+  } finally {
+    disposeSetup(setup);
+  }
+}
+
+async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: TrainOptions, say: (m: string) => void, t0: number): Promise<TrainResult> {
+  const { model, meta } = s;
+  const train = s.loaders.train!;
+  const valid = s.loaders.valid!;
+  const primary = primaryMetric(meta.task, meta.dataset);
+  const metricName = cfg.train.metric ?? primary.name;
+  const goal = cfg.train.goal === 'auto' ? (cfg.train.metric === null || cfg.train.metric === primary.name ? primary.goal : guessGoal(cfg.train.metric)) : cfg.train.goal;
+  const digest = configDigest(cfg, seed);
+  const latestDir = join(o.outDir, 'checkpoints', 'latest');
+  const bestDir = join(o.outDir, 'checkpoints', 'best');
+  mkdirSync(o.outDir, { recursive: true });
+
+  const plans = (epoch: number): Int32Array[] => epochPlan(train, epoch, cfg.data.limit_train, seed, cfg.train.batch_size);
+  const stepsPerEpoch = plans(0).length;
+  if (stepsPerEpoch === 0) throw new EgmfError('the training split yields no batch', { file: train.files[0], key: 'train.batch_size' });
+  const totalSteps = Math.min(cfg.train.epochs * stepsPerEpoch, cfg.train.max_steps ?? Infinity);
+
+  const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
+  const es = new EarlyStopping(goal, cfg.train.patience);
+  let state: TrainerState = {
+    version: CHECKPOINT_VERSION, step: 0, epoch: 0, batchInEpoch: 0, seed, configDigest: digest,
+    earlyStopping: es.state(), runId: null, history: [], finished: false,
+  };
+  if (o.resume) {
+    if (!existsSync(latestDir)) throw new EgmfError('nothing to resume: no checkpoint yet', { file: latestDir });
+    const saved = readCheckpointState(latestDir);
+    if (saved.configDigest !== digest) {
+      throw new EgmfError('the checkpoint was made with a different config or seed; resume with the same ones', { file: join(latestDir, 'state.json'), key: 'configDigest' });
+    }
+    state = loadCheckpoint(latestDir, s.variables, opt);
+    es.restore(state.earlyStopping);
+    say(`resuming from step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
+  }
+
+  const logger = await RunLogger.open(o.tracking ?? null, { cfg, seed, setup: s, runId: state.runId, digest });
+  state.runId = logger.runId;
+  if (logger.runId) o.onRunStarted?.(logger.runId);
+
+  const progress = new Progress({ total: totalSteps, label: `${cfg.name} seed ${seed}`, stream: o.progress });
+  progress.tick(state.step);
+  const checkpoint = async (st: TrainerState) => {
+    saveCheckpoint(latestDir, s.variables, opt, st);
+    await logger.flush();
+  };
+
+  let pruned = false;
+  let trainSamples = 0;
+  const trainStart = performance.now();
+  while (!state.finished) {
+    const epoch = state.epoch;
+    const plan = plans(epoch);
+    for (let b = state.batchInEpoch; b < plan.length && state.step < totalSteps; b++) {
+      const batch = train.batch(plan[b]!);
+      const lr = warmupCosine(state.step, { peak: cfg.train.lr, totalSteps, warmupRatio: cfg.train.warmup_ratio });
+      const { loss, gradNorm } = trainStep(s, opt, batch, lr, state.step, cfg.train.grad_clip);
+      train.release(batch); // its tensors are disposed: the buffers can serve the next batch
+      state.step += 1;
+      state.batchInEpoch = b + 1;
+      trainSamples += batch.size;
+      if (state.step % cfg.train.log_every === 0 || state.step === totalSteps) {
+        logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss }, state.step);
+      }
+      progress.tick(1, { epoch: epoch + 1, loss });
+      if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
+    }
+    // End of an epoch (or of the step budget): validate, keep the best, maybe stop.
+    const v = evaluate(model, valid, meta);
+    const value = v.metrics[metricName];
+    if (value === undefined) {
+      throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
+    }
+    const { improved, stop } = es.update(value, epoch);
+    if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() });
+    logger.metrics(prefixed('valid', { ...v.metrics, ...v.gates }), state.step);
+    logger.metrics({ ...logger.systemMetrics(), epoch: epoch + 1 }, state.step);
+    state.history.push({ epoch, step: state.step, metrics: v.metrics });
+    progress.log(`epoch ${epoch + 1}: valid ${metricName} ${value.toFixed(4)}${improved ? ' (best)' : ''}`);
+    const hookStop = (await o.onEpoch?.(epoch, v.metrics, value)) ?? false;
+    pruned = hookStop;
+    state.epoch = epoch + 1;
+    state.batchInEpoch = 0;
+    state.earlyStopping = es.state();
+    state.finished = stop || hookStop || state.epoch >= cfg.train.epochs || state.step >= totalSteps;
+    await checkpoint(state);
+  }
+  progress.finish();
+  const trainSeconds = (performance.now() - trainStart) / 1000;
+
+  // The best epoch's weights, evaluated on valid and test.
+  if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null);
+  const bestValid = evaluate(model, valid, meta);
+  const test = s.loaders.test ? evaluate(model, s.loaders.test, meta) : null;
+  if (test) logger.metrics(prefixed('test', test.metrics), state.step);
+  await logger.flush();
+  const result: TrainResult = {
+    runId: logger.runId, outDir: o.outDir, metricName, goal, bestEpoch: es.bestEpoch, bestValid: es.best,
+    valid: bestValid.metrics, test: test?.metrics ?? {}, pruned, steps: state.step,
+    seconds: (performance.now() - t0) / 1000,
+    trainSamplesPerSecond: trainSamples > 0 ? trainSamples / trainSeconds : 0,
+    history: state.history,
+  };
+  writeOutputs(o.outDir, s, result, bestValid, test);
+  await logger.finish(o.outDir, s, result, pruned ? 'KILLED' : 'FINISHED');
+  return result;
+}
+
+/**
+ * One optimiser step: loss and gradients of the trainable variables, global-norm clipping,
+ * AdamW. Dropout masks are keyed by the step so a resumed run repeats them.
+ */
+export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: number, clip: number): { loss: number; gradNorm: number } {
+  s.model.setStep(step);
+  s.lora?.setStep(step);
+  const varList = [...s.variables.values()];
+  const { value, grads } = tf.variableGrads(() => s.model.loss(batch, { training: true }), varList);
+  const named: Record<string, tf.Tensor> = {};
+  // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
+  for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;
+  const clipped = clipByGlobalNorm(named, clip);
+  opt.apply(clipped.grads, lr);
+  const loss = value.dataSync()[0]!;
+  tf.dispose([value, ...Object.values(clipped.grads)]);
+  if (!Number.isFinite(loss)) throw new EgmfError(`training diverged: loss is ${loss} at step ${step}`, { key: 'train.lr' });
+  return { loss, gradNorm: clipped.norm };
+}
+
+/** The batches of one epoch: the loader's own plan, or a fixed seeded subset (`data.limit_train`). */
+function epochPlan(loader: Setup['loaders']['train'] & object, epoch: number, limit: number | null, seed: number, batchSize: number): Int32Array[] {
+  if (limit === null || limit >= loader.size) return loader.plan(epoch);
+  const all = loader.plan(0).flatMap((b) => Array.from(b)).sort((a, b) => a - b);
+  const pick = seededShuffle(all, `egmf-subset/${seed}`).slice(0, limit);
+  const order = seededShuffle(pick, `egmf-subset/${seed}/${epoch}`);
+  const out: Int32Array[] = [];
+  for (let i = 0; i < order.length; i += batchSize) out.push(Int32Array.from(order.slice(i, i + batchSize)));
+  return out;
+}
+
+function seededShuffle(xs: number[], key: string): number[] {
+  // A small xorshift keyed by a string hash: enough for a reproducible subset order.
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  let x = h >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x / 4294967296;
+  };
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+function prefixed(split: string, m: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).filter(([, v]) => Number.isFinite(v)).map(([k, v]) => [`${split}/${k}`, v]));
+}
+
+function guessGoal(metric: string): 'max' | 'min' {
+  return /mae|loss|err/i.test(metric) ? 'min' : 'max';
+}
+
+function writeOutputs(dir: string, s: Setup, r: TrainResult, valid: EvalResult, test: EvalResult | null): void {
+  const csv = (e: EvalResult) => ['id,truth,pred,text', ...e.predictions.map((p) => [p.id, p.truth, p.pred ?? '', p.text].map(csvCell).join(','))].join('\n') + '\n';
+  writeFileSync(join(dir, 'predictions-valid.csv'), csv(valid));
+  if (test) writeFileSync(join(dir, 'predictions-test.csv'), csv(test));
+  const summary = {
+    run_id: r.runId, dataset: s.meta.dataset, language: s.meta.language, task: s.meta.task,
+    metric: r.metricName, goal: r.goal, best_epoch: r.bestEpoch, best_valid: r.bestValid,
+    valid: r.valid, test: r.test, pruned: r.pruned, steps: r.steps, seconds: r.seconds,
+    train_samples_per_s: r.trainSamplesPerSecond, backend: s.backend.name,
+    confusion_test: test?.confusion, gates_test: test?.gates, history: r.history,
+  };
+  writeFileSync(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  // The best weights in their usable forms: fusion network + PEFT adapter.
+  const best = join(dir, 'best');
+  mkdirSync(best, { recursive: true });
+  s.model.saveWeights(join(best, 'fusion.safetensors'), { dataset: s.meta.dataset, llm: s.cfg.llm.path });
+  if (s.lora) saveAdapter(s.lora, join(best, 'adapter'), 'default');
+}
+
+function csvCell(v: unknown): string {
+  const t = String(v);
+  return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}

@@ -1,0 +1,164 @@
+/**
+ * End-to-end training on a small synthetic dataset with the built-in LLM (pretrained for
+ * a few steps into a test cache): determinism, kill + resume, tracking read back with
+ * MLflow's own Python client (file store and a real server), secrets, bad input.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadExperiment } from '../../src/config/experiment.ts';
+import { trainExperiment } from '../../src/train/trainer.ts';
+import { REPO, runCli, runPython, tempDir } from '../helpers.ts';
+import { startMlflowServer } from '../tracking-server.ts';
+import type { MlflowServer } from '../tracking-server.ts';
+
+const tmp = tempDir('egmf-train-');
+const cache = join(tmp.path, 'cache');
+const env = { EGMF_CACHE: cache, MLFLOW_TRACKING_URI: '', MLFLOW_EXPERIMENT_NAME: '' };
+const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
+// Tiny and quick: 48 training samples, 2 epochs, a 20-step pretrained built-in LLM.
+const SETS = ['data.limit_train=48', 'train.epochs=2', 'train.batch_size=16', 'llm.pretrain_steps=20', 'backend=wasm', 'train.log_every=1'];
+
+let server: MlflowServer | null = null;
+const savedCache = process.env.EGMF_CACHE;
+
+beforeAll(async () => {
+  process.env.EGMF_CACHE = cache;
+});
+afterAll(async () => {
+  process.env.EGMF_CACHE = savedCache;
+  await server?.stop();
+  tmp.cleanup();
+});
+
+function summary(dir: string): { test: Record<string, number>; history: unknown[] } {
+  return JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+}
+
+describe('egmf train', () => {
+  it('is deterministic for a seed and config', async () => {
+    const cfg = loadExperiment(CONFIG, SETS);
+    const a = await trainExperiment(cfg, { outDir: join(tmp.path, 'det-a'), tracking: null });
+    const b = await trainExperiment(cfg, { outDir: join(tmp.path, 'det-b'), tracking: null });
+    expect(a.steps).toBe(6);
+    expect(a.test).toEqual(b.test);
+    expect(a.history).toEqual(b.history);
+    expect(readFileSync(join(tmp.path, 'det-a', 'best', 'fusion.safetensors')).equals(readFileSync(join(tmp.path, 'det-b', 'best', 'fusion.safetensors')))).toBe(true);
+    expect(Object.keys(a.test)).toEqual(expect.arrayContaining(['acc', 'weighted_f1', 'macro_f1', 'unparsed']));
+    const c = await trainExperiment(cfg, { outDir: join(tmp.path, 'det-c'), tracking: null, seed: 2222 });
+    expect(readFileSync(join(tmp.path, 'det-c', 'best', 'fusion.safetensors')).equals(readFileSync(join(tmp.path, 'det-a', 'best', 'fusion.safetensors')))).toBe(false);
+  });
+
+  it('logs a complete run to the file store that MLflow reads back', () => {
+    const store = join(tmp.path, 'mlruns');
+    const r = runCli(['train', '--config', CONFIG, ...SETS.flatMap((s) => ['--set', s]), '--tracking-uri', store, '--experiment', 'egmf-test', '--out', join(tmp.path, 'file-run')], { env });
+    expect(r.stderr).not.toMatch(/^error:/m);
+    expect(r.status).toBe(0);
+    const runId = /^run_id: ([0-9a-f]{32})$/m.exec(r.stdout)?.[1];
+    expect(runId).toBeDefined();
+    const py = runPython(`
+import sys, json, os
+os.environ['MLFLOW_ALLOW_FILE_STORE'] = 'true'
+from mlflow.tracking import MlflowClient
+c = MlflowClient(tracking_uri='file:' + sys.argv[1])
+run = c.get_run(sys.argv[2])
+hist = c.get_metric_history(sys.argv[2], 'train/loss')
+arts = [a.path for a in c.list_artifacts(sys.argv[2])]
+ck = [a.path for a in c.list_artifacts(sys.argv[2], 'checkpoint')]
+print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'metrics': run.data.metrics,
+  'steps': [m.step for m in hist], 'status': run.info.status, 'artifacts': arts, 'checkpoint': ck,
+  'inputs': [d.dataset.name for d in run.inputs.dataset_inputs]}))
+`, [store, runId!]);
+    expect(py.stderr).not.toMatch(/Traceback/);
+    const got = JSON.parse(py.stdout.trim().split('\n').pop()!);
+    expect(got.status).toBe('FINISHED');
+    expect(got.params['train.lr']).toBe('0.002');
+    expect(got.params['data.limit_train']).toBe('48');
+    expect(got.params.seed).toBe('1111');
+    expect(got.steps).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(got.tags['egmf.dataset']).toBe('meld');
+    expect(got.tags['egmf.dataset.language']).toBe('en');
+    expect(got.tags['egmf.backend']).toBe('wasm');
+    expect(got.tags['mlflow.source.git.commit']).toMatch(/^[0-9a-f]{40}$/);
+    expect(Object.keys(got.metrics)).toEqual(expect.arrayContaining(['valid/weighted_f1', 'test/weighted_f1', 'test/acc', 'system/live_tensors']));
+    expect(got.artifacts).toEqual(expect.arrayContaining(['config.yaml', 'summary.json', 'predictions-test.csv', 'checkpoint']));
+    expect(got.checkpoint).toEqual(expect.arrayContaining(['checkpoint/fusion.safetensors', 'checkpoint/adapter']));
+    expect(got.inputs.sort()).toEqual(['meld-test', 'meld-train', 'meld-valid']);
+  });
+
+  it('resumes a killed run and ends with the same metrics as an uninterrupted one', async () => {
+    const sets = [...SETS, 'train.checkpoint_every=2', 'train.epochs=3'];
+    const args = (out: string) => ['train', '--config', CONFIG, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out];
+    const full = runCli(args(join(tmp.path, 'full')), { env });
+    expect(full.status).toBe(0);
+    const out = join(tmp.path, 'killed');
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), ...args(out)], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const state = join(out, 'checkpoints', 'latest', 'state.json');
+    const t0 = Date.now();
+    let killedAt = -1;
+    while (Date.now() - t0 < 240_000 && child.exitCode === null) {
+      if (existsSync(state)) {
+        const s = JSON.parse(readFileSync(state, 'utf8')) as { step: number };
+        if (s.step >= 4) {
+          child.kill('SIGKILL');
+          killedAt = s.step;
+          break;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => child.once('exit', r));
+    expect(killedAt).toBeGreaterThanOrEqual(4);
+    expect(existsSync(join(out, 'summary.json'))).toBe(false);
+    const resumed = runCli([...args(out), '--resume'], { env });
+    expect(resumed.stderr).toMatch(/resuming from step \d+/);
+    expect(resumed.status).toBe(0);
+    expect(summary(out).test).toEqual(summary(join(tmp.path, 'full')).test);
+    expect(summary(out).history).toEqual(summary(join(tmp.path, 'full')).history);
+  });
+
+  it('logs through a real MLflow server and keeps secrets out of the run', async () => {
+    server = await startMlflowServer();
+    const uri = server.uri.replace('http://', 'http://alice:hunter2secret@');
+    const r = runCli(['train', '--config', CONFIG, ...SETS.flatMap((s) => ['--set', s]), '--set', `tracking.uri=${uri}`, '--experiment', 'egmf-rest', '--out', join(tmp.path, 'rest-run')], { env });
+    expect(r.status).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2secret');
+    const runId = /^run_id: ([0-9a-f]{32})$/m.exec(r.stdout)![1]!;
+    const py = runPython(`
+import sys, json
+from mlflow.tracking import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+run = c.get_run(sys.argv[2])
+hist = c.get_metric_history(sys.argv[2], 'train/loss')
+arts = [a.path for a in c.list_artifacts(sys.argv[2])]
+cfg = open(c.download_artifacts(sys.argv[2], 'config.yaml')).read()
+print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'steps': sorted(m.step for m in hist),
+  'status': run.info.status, 'artifacts': arts, 'config': cfg, 'exp': c.get_experiment(run.info.experiment_id).name}))
+`, [server.uri, runId]);
+    expect(py.stderr).not.toMatch(/Traceback/);
+    const got = JSON.parse(py.stdout.trim().split('\n').pop()!);
+    expect(got.exp).toBe('egmf-rest');
+    expect(got.status).toBe('FINISHED');
+    expect(got.steps).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(got.artifacts).toEqual(expect.arrayContaining(['config.yaml', 'summary.json', 'checkpoint']));
+    const everything = JSON.stringify(got);
+    expect(everything).not.toContain('hunter2secret');
+    expect(got.params['tracking.uri']).toContain('***');
+  });
+
+  it('rejects bad input with the key or file named', () => {
+    const bad = runCli(['train', '--config', CONFIG, '--set', 'model.gating.deph=2'], { env });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/key 'model\.gating\.deph'/);
+    const missing = runCli(['train', '--config', CONFIG, '--set', 'data.source=arrow', '--set', `data.root=${join(tmp.path, 'nope')}`, '--no-tracking'], { env });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toMatch(/nope.*data folder not found/);
+    const noCkpt = runCli(['train', '--config', CONFIG, ...SETS.flatMap((s) => ['--set', s]), '--resume', '--no-tracking', '--out', join(tmp.path, 'fresh')], { env });
+    expect(noCkpt.status).not.toBe(0);
+    expect(noCkpt.stderr).toMatch(/nothing to resume/);
+    writeFileSync(join(tmp.path, 'bad.yaml'), 'train: {lr: -1}\n');
+    const badFile = runCli(['train', '--config', join(tmp.path, 'bad.yaml')], { env });
+    expect(badFile.stderr).toMatch(/bad\.yaml, key 'train\.lr': must be > 0/);
+  });
+});
