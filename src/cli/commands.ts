@@ -1,7 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench.ts';
 import { dataCommand } from './data.ts';
+import { evalCommand } from './eval.ts';
+import { trainCommand } from './train.ts';
+import { trialCommand } from './trial.ts';
+import { llmCommand } from './llm.ts';
 import { runsCommand } from './runs.ts';
+import { sweepCommand } from './sweep.ts';
+import { workerCommand } from './worker.ts';
 
 /** Every top-level `egmf` command, one module each. */
-export const commands: CommandModule<object, any>[] = [dataCommand, benchCommand, runsCommand];
+export const commands: CommandModule<object, any>[] = [dataCommand, trainCommand, evalCommand, benchCommand, runsCommand, sweepCommand, workerCommand, trialCommand, llmCommand];

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { EgmfError } from '../errors.ts';
+import { loadExperiment } from '../config/experiment.ts';
+import { connectTrial, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
+import { createStore } from '../tracking/index.ts';
+import { trainExperiment } from '../train/trainer.ts';
+
+/** The validation metric a sweep optimises, from its spec name (`valid/weighted_f1` or `weighted_f1`). */
+export function sweepMetricKey(name: string): string {
+  return name.startsWith('valid/') ? name.slice('valid/'.length) : name;
+}
+
+/**
+ * `egmf trial`: one sweep trial in its own process, started by a sweep executor (local pool
+ * or `egmf worker`) with the payload in EGMF_TRIAL_PAYLOAD and an IPC channel. It trains the
+ * base config with the trial's overrides, logs a child run under the sweep's parent run,
+ * reports each epoch's validation metric and stops when the pruner says so. A re-delivered
+ * trial (its worker died) resumes from the checkpoint the first attempt left here, if any.
+ */
+export const trialCommand: CommandModule = {
+  command: 'trial',
+  describe: 'Run one sweep trial (started by `egmf sweep run` or `egmf worker`, not by hand)',
+  builder: (y: Argv) => y,
+  handler: async () => {
+    const conn = connectTrial();
+    const p = conn.payload;
+    let runId: string | undefined;
+    try {
+      if (p.baseConfig === null) throw new EgmfError('the sweep spec names no base_config', { key: 'base_config' });
+      const sets = [...p.overrides, ...(p.maxEpochs !== null ? [`train.epochs=${p.maxEpochs}`] : [])];
+      const cfg = loadExperiment(p.baseConfig, sets);
+      const seed = p.seed ?? cfg.seed;
+      const key = sweepMetricKey(p.metric.name);
+      const better = (a: number, b: number) => (p.metric.goal === 'maximize' ? a > b : a < b);
+      let best: number | null = null;
+      const outDir = resolve('.egmf', 'sweeps', p.sweepId, 'trials', p.trialId);
+      const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
+      const r = await trainExperiment(cfg, {
+        outDir, seed, resume,
+        say: (m) => process.stderr.write(`${m}\n`),
+        tracking: {
+          store: createStore(p.trackingUri),
+          experimentName: p.experimentName,
+          runName: p.trialId,
+          ...(p.parentRunId ? { parentRunId: p.parentRunId } : {}),
+          tags: { [TAG_SWEEP_ID]: p.sweepId, [TAG_TRIAL_ID]: p.trialId },
+        },
+        onRunStarted: (id) => {
+          runId = id;
+          conn.started(id);
+        },
+        onEpoch: async (epoch, metrics) => {
+          const v = metrics[key];
+          if (v === undefined) {
+            throw new EgmfError(`the sweep metric '${p.metric.name}' is not a validation metric of this run (${Object.keys(metrics).join(', ')})`, { key: 'metric.name' });
+          }
+          if (best === null || better(v, best)) best = v;
+          return conn.report(epoch + 1, v);
+        },
+      });
+      const value: number | null = best;
+      if (r.pruned) await conn.finish({ state: 'pruned', ...(value !== null ? { value } : {}), ...(runId ? { runId } : {}) });
+      else if (value === null) await conn.finish({ state: 'failed', error: 'no validation metric was produced', ...(runId ? { runId } : {}) });
+      else await conn.finish({ state: 'complete', value, ...(runId ? { runId } : {}) });
+    } catch (e) {
+      await conn.finish({ state: 'failed', error: (e as Error).message, ...(runId ? { runId } : {}) });
+      process.exitCode = 1;
+    }
+  },
+};

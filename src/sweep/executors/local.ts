@@ -1,0 +1,85 @@
+/**
+ * The local executor: a pool of slots, each running one trial process at a time. With GPUs
+ * present each slot owns one (`CUDA_VISIBLE_DEVICES`), so parallel trials never share a card.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { runTrialProcess, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
+import type { Executor, TrialHandlers } from './types.ts';
+
+/** GPU indices `nvidia-smi -L` lists (empty without a driver or without the tool). */
+export function detectGpus(): number[] {
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0 || typeof r.stdout !== 'string') return [];
+  return [...r.stdout.matchAll(/^GPU (\d+):/gm)].map((m) => Number(m[1]));
+}
+
+/** Default concurrency: one trial per GPU when there are GPUs, else one per core. */
+export function defaultParallelism(gpus: readonly number[] = detectGpus()): number {
+  return gpus.length > 0 ? gpus.length : availableParallelism();
+}
+
+export interface LocalExecutorOptions {
+  parallel: number;
+  /** Trial command (default: `EGMF_TRIAL_COMMAND`, else `egmf trial`). */
+  command?: readonly string[];
+  /** GPU indices to hand out per slot (default: detected). */
+  gpus?: readonly number[];
+  /** Extra environment for every trial process. */
+  env?: NodeJS.ProcessEnv;
+  onOutput?: (trialId: string, line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+export class LocalExecutor implements Executor {
+  readonly description: string;
+  private readonly command: string[];
+  private readonly gpus: readonly number[];
+  private readonly free: number[];
+  private readonly waiters: ((slot: number) => void)[] = [];
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: LocalExecutorOptions) {
+    if (!Number.isInteger(opts.parallel) || opts.parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${opts.parallel}`);
+    this.command = trialCommand(opts.command);
+    this.gpus = opts.gpus ?? detectGpus();
+    this.free = Array.from({ length: opts.parallel }, (_, i) => i);
+    const where = this.gpus.length > 0 ? `, GPUs ${this.gpus.join(',')}` : '';
+    this.description = `local pool of ${opts.parallel} process${opts.parallel === 1 ? '' : 'es'}${where}`;
+  }
+
+  async run(payload: TrialPayload, handlers: TrialHandlers): Promise<TrialOutcome> {
+    if (this.abort.signal.aborted) return { state: 'failed', error: 'executor closed before the trial started' };
+    const slot = await this.acquire();
+    try {
+      const env: NodeJS.ProcessEnv = { ...this.opts.env, EGMF_WORKER_SLOT: String(slot) };
+      if (this.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = String(this.gpus[slot % this.gpus.length]);
+      return await runTrialProcess({
+        command: this.command,
+        payload,
+        env,
+        signal: this.abort.signal,
+        onStarted: (runId) => handlers.onStarted(runId),
+        onReport: (step, value) => handlers.onReport(step, value),
+        ...(this.opts.onOutput ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => this.opts.onOutput!(payload.trialId, line, stream) } : {}),
+      });
+    } finally {
+      this.release(slot);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+  }
+
+  private acquire(): Promise<number> {
+    const slot = this.free.shift();
+    if (slot !== undefined) return Promise.resolve(slot);
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  private release(slot: number): void {
+    const next = this.waiters.shift();
+    if (next) next(slot);
+    else this.free.push(slot);
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Makes what every trial of a sweep shares before the trials start: the synthetic datasets
+ * (for each value a sweep gives `data.dataset`) and the built-in LLM. Otherwise parallel
+ * trials on a fresh clone would each generate and pretrain the same things at once.
+ */
+import { loadExperiment } from '../config/experiment.ts';
+import { initBackend } from '../models/backend/index.ts';
+import { resolveLlm } from '../models/llm/builtin.ts';
+import { resolveDataset } from '../train/data-source.ts';
+import { configOverrides } from './study.ts';
+import type { SweepSpec } from './spec.ts';
+
+export async function prepareSweep(spec: SweepSpec, say: (msg: string) => void): Promise<void> {
+  if (!spec.base_config) return;
+  const sets = Object.entries(configOverrides(spec, {})).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  const base = loadExperiment(spec.base_config, sets);
+  const datasets = new Set<string>([base.data.dataset]);
+  const llms = new Set<string>([base.llm.path]);
+  for (const p of spec.parameters) {
+    const values = p.dist.type === 'categorical' ? p.dist.values : p.dist.type === 'constant' ? [p.dist.value] : [];
+    if (p.name === 'data.dataset') for (const v of values) datasets.add(String(v));
+    if (p.name === 'llm.path') for (const v of values) llms.add(String(v));
+  }
+  for (const dataset of datasets) {
+    await resolveDataset({ ...base, data: { ...base.data, dataset } }, say);
+  }
+  await initBackend(base.backend, base.threads > 0 ? { threads: base.threads } : {});
+  for (const path of llms) await resolveLlm(path, { pretrainSteps: base.llm.pretrain_steps, say });
+}

@@ -1,0 +1,135 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSweep, studyFromJournal, loadSweepOf, readMeta } from '../../src/sweep/controller.ts';
+import { LocalExecutor, defaultParallelism, detectGpus } from '../../src/sweep/executors/local.ts';
+import { parseTrialPayload, runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
+import { createStore } from '../../src/tracking/index.ts';
+import { tempDir } from '../helpers.ts';
+import { FAKE_COMMAND, gridSpec, readFakeLog } from '../fixtures/sweep/harness.ts';
+
+let tmp: ReturnType<typeof tempDir>;
+beforeAll(() => { tmp = tempDir('egmf-sweep-local-'); });
+afterAll(() => tmp.cleanup());
+
+function local(log: string, extra: Record<string, string> = {}, gpus: number[] = []) {
+  return async (parallel: number) => new LocalExecutor({ parallel, command: FAKE_COMMAND, gpus, env: { FAKE_TRIAL_LOG: log, ...extra } });
+}
+
+describe('local executor', () => {
+  it('runs trials concurrently, one process each, never more than `parallel` at once', async () => {
+    const dir = join(tmp.path, 'overlap');
+    mkdirSync(dir);
+    const log = join(dir, 'log.jsonl');
+    const spec = gridSpec(dir, { lrs: [0.1, 0.3, 0.5, 0.9], epochs: 3, parallel: 2 });
+    const r = await startSweep(spec, { root: join(dir, 'sweeps'), trackingUri: join(dir, 'mlruns'), executor: local(log, { FAKE_TRIAL_SLEEP_MS: '150' }) });
+    expect(r.trials).toEqual({ completed: 4, pruned: 0, failed: 0 });
+    expect(r.best?.params).toEqual({ 'train.lr': 0.3 });
+    const recs = readFakeLog(log);
+    const spans = [...new Set(recs.map((x) => x.trial))].map((id) => ({
+      start: recs.find((x) => x.trial === id && x.event === 'start')!.t,
+      end: recs.find((x) => x.trial === id && x.event === 'end')!.t,
+      pid: recs.find((x) => x.trial === id)!.pid,
+    }));
+    expect(spans).toHaveLength(4);
+    expect(new Set(spans.map((s) => s.pid)).size).toBe(4);
+    const runningAt = (t: number): number => spans.filter((s) => s.start <= t && t < s.end).length;
+    const peak = Math.max(...spans.map((s) => runningAt(s.start)));
+    expect(peak).toBe(2);
+    // Each trial got its own slot while overlapping.
+    expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.slot))).toEqual(new Set(['0', '1']));
+  });
+
+  it('records a crashing trial as failed with its stderr, in the study and as a tagged MLflow child run', async () => {
+    const dir = join(tmp.path, 'crash');
+    mkdirSync(dir);
+    const log = join(dir, 'log.jsonl');
+    const spec = gridSpec(dir, { lrs: [0.1, 0.3, 0.5], epochs: 3, parallel: 1 });
+    const root = join(dir, 'sweeps');
+    const mlruns = join(dir, 'mlruns');
+    // Trial 1 crashes in epoch 2 (after making its run), trial 2 before making a run at all.
+    const r = await startSweep(spec, { root, trackingUri: mlruns, executor: local(log, { FAKE_TRIAL_CRASH: '1:2,2:-1' }) });
+    expect(r.trials).toEqual({ completed: 1, pruned: 0, failed: 2 });
+    const sweepPath = join(root, r.sweepId);
+    const study = studyFromJournal(loadSweepOf(sweepPath, readMeta(sweepPath)), r.sweepId, join(sweepPath, 'journal.jsonl'));
+    const [t0, t1, t2] = study.trials();
+    expect(t0!.state).toBe('complete');
+    expect(t1!.state).toBe('failed');
+    expect(t1!.error).toMatch(/exited with code 3 without a result[\s\S]*simulated crash in epoch 2/);
+    expect(t1!.intermediate).toEqual([[1, expect.closeTo(1 / 3, 9)]]);
+    expect(t2!.error).toMatch(/simulated crash before creating its run/);
+
+    const store = createStore(mlruns);
+    const exp = await store.getExperimentByName('fake');
+    const children = await store.searchRuns({ experimentIds: [exp!.experimentId], filter: `tags.mlflow.parentRunId = '${r.parentRunId}'` });
+    expect(children).toHaveLength(3);
+    const byTrial = new Map(children.map((c) => [c.data.tags['sweep.trial_id'], c]));
+    const c1 = byTrial.get(t1!.id)!;
+    expect(c1.info.status).toBe('FAILED');
+    expect(c1.data.tags['sweep.state']).toBe('failed');
+    expect(c1.data.tags['sweep.error']).toMatch(/simulated crash in epoch 2/);
+    expect((await store.getMetricHistory(c1.info.runId, 'valid/score')).map((p) => p.step)).toEqual([1]);
+    // The controller made the run the crashed trial never made, with its params.
+    const c2 = byTrial.get(t2!.id)!;
+    expect(c2.data.tags['sweep.state']).toBe('failed');
+    expect(c2.data.params['train.lr']).toBe('0.5');
+    expect(c2.data.tags['sweep.error']).toMatch(/before creating its run/);
+    expect(byTrial.get(t0!.id)!.data.tags['sweep.state']).toBe('completed');
+  });
+
+  it('gives each slot its own GPU when nvidia-smi lists GPUs', async () => {
+    const dir = join(tmp.path, 'gpus');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'nvidia-smi'), '#!/bin/sh\necho "GPU 0: Fake A100 (UUID: GPU-0)"\necho "GPU 1: Fake A100 (UUID: GPU-1)"\n');
+    chmodSync(join(bin, 'nvidia-smi'), 0o755);
+    const oldPath = process.env.PATH;
+    process.env.PATH = `${bin}:${oldPath}`;
+    let gpus: number[];
+    try {
+      gpus = detectGpus();
+    } finally {
+      process.env.PATH = oldPath;
+    }
+    expect(gpus).toEqual([0, 1]);
+    expect(defaultParallelism(gpus)).toBe(2);
+    expect(defaultParallelism([])).toBe(availableParallelism());
+    const log = join(dir, 'log.jsonl');
+    const spec = gridSpec(dir, { lrs: [0.1, 0.3], epochs: 2 });
+    const r = await startSweep(spec, { root: join(dir, 'sweeps'), trackingUri: join(dir, 'mlruns'), parallel: 2, executor: local(log, { FAKE_TRIAL_SLEEP_MS: '100' }, gpus) });
+    expect(r.trials.completed).toBe(2);
+    const starts = readFakeLog(log).filter((x) => x.event === 'start');
+    for (const s of starts) expect(s.cuda).toBe(s.slot);
+    expect(new Set(starts.map((s) => s.cuda))).toEqual(new Set(['0', '1']));
+  });
+});
+
+describe('trial protocol', () => {
+  const payload: TrialPayload = {
+    version: 1, sweepId: 's', trialId: 's-t0-s0', number: 0, seedIndex: 0, seed: null, params: { 'train.lr': 0.3 },
+    overrides: ['train.lr=0.3'], baseConfig: null, trackingUri: '/nonexistent/mlruns', experimentName: 'x', parentRunId: null,
+    metric: { name: 'valid/score', goal: 'maximize' }, maxEpochs: 2,
+  };
+
+  it('rejects malformed payloads and trial commands, naming the key', () => {
+    expect(() => parseTrialPayload({ ...payload, metric: { name: 'm', goal: 'up' } }, 'p.json')).toThrow(/p\.json, key 'metric'/);
+    expect(() => parseTrialPayload({ ...payload, overrides: ['no-equals'] })).toThrow(/key 'overrides'/);
+    expect(() => parseTrialPayload({ ...payload, version: 2 })).toThrow(/key 'version'.*unsupported trial protocol version 2/);
+    expect(() => trialCommand(undefined, { EGMF_TRIAL_COMMAND: 'node x.mjs' })).toThrow(/key 'EGMF_TRIAL_COMMAND'/);
+    expect(() => trialCommand(undefined, { EGMF_TRIAL_COMMAND: '[]' })).toThrow(/non-empty JSON array/);
+    expect(trialCommand(undefined, { EGMF_TRIAL_COMMAND: '["node","t.mjs"]' })).toEqual(['node', 't.mjs']);
+    expect(trialCommand(undefined, {}).slice(-1)).toEqual(['trial']);
+  });
+
+  it('turns a command that cannot start, or a child that breaks the protocol, into a failed outcome', async () => {
+    const missing = await runTrialProcess({ command: ['/nonexistent/egmf-trial'], payload, onReport: () => false });
+    expect(missing.state).toBe('failed');
+    expect(missing.error).toMatch(/cannot start trial command|without a result/);
+    const rogue = join(tmp.path, 'rogue.mjs');
+    writeFileSync(rogue, "process.send({ type: 'report', step: 'x' }); setTimeout(() => {}, 5000);\n");
+    const bad = await runTrialProcess({ command: [process.execPath, rogue], payload, onReport: () => false, killGraceMs: 200 });
+    expect(bad.state).toBe('failed');
+    expect(bad.error).toMatch(/malformed message/);
+  });
+});
