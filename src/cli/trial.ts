@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
+import { sweepRoot } from '../sweep/controller.ts';
 import { connectTrial, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
 import { createStore } from '../tracking/index.ts';
 import { trainExperiment } from '../train/trainer.ts';
@@ -35,7 +36,7 @@ export const trialCommand: CommandModule = {
       const key = sweepMetricKey(p.metric.name);
       const better = (a: number, b: number) => (p.metric.goal === 'maximize' ? a > b : a < b);
       let best: number | null = null;
-      const outDir = resolve('.egmf', 'sweeps', p.sweepId, 'trials', p.trialId);
+      const outDir = join(sweepRoot(), p.sweepId, 'trials', p.trialId);
       const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
       const r = await trainExperiment(cfg, {
         outDir, seed, resume,

@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { EgmfError } from '../errors.ts';
 import { applySets, fieldAt, leafPaths, validateObject } from './spec.ts';
 import type { FieldSpec, ObjectSpec } from './spec.ts';
+import type { SplitName } from '../data/schema.ts';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -48,6 +49,9 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         max_text_tokens: int(48, 4, 'Text tokens kept per sample'),
         bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
         limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
+        train_split: { kind: 'enum', values: ['train', 'valid', 'test'], default: 'train', doc: 'Split file trained on (e.g. test when a release lacks train)' },
+        valid_split: { kind: 'enum', values: ['train', 'valid', 'test'], default: 'valid', doc: 'Split file used for early stopping' },
+        test_split: { kind: 'enum', values: ['train', 'valid', 'test', 'none'], default: 'test', doc: 'Split file evaluated at the end (none = skip)' },
       },
     },
     model: {
@@ -175,6 +179,9 @@ export interface ExperimentConfig {
     max_text_tokens: number;
     bucket: boolean;
     limit_train: number | null;
+    train_split: SplitName;
+    valid_split: SplitName;
+    test_split: SplitName | 'none';
   };
   model: {
     width: number;
@@ -231,6 +238,10 @@ export function validateExperiment(raw: unknown, file?: string): ExperimentConfi
   const expertCount = (['local', 'semantic', 'global'] as const).filter((k) => ex[k].enabled).reduce((n, k) => n + ex[k].count, 0);
   if (cfg.model.gating.top_k > expertCount) {
     throw new EgmfError(`top_k ${cfg.model.gating.top_k} exceeds the ${expertCount} enabled experts`, { file, key: 'model.gating.top_k' });
+  }
+  const d = cfg.data;
+  if (d.train_split === d.valid_split || d.train_split === d.test_split) {
+    throw new EgmfError(`training on '${d.train_split}' while also validating or testing on it`, { file, key: 'data.train_split' });
   }
   return cfg;
 }

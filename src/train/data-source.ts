@@ -92,7 +92,7 @@ function fingerprint(dir: string): string {
 }
 
 function hasSplits(dir: string): boolean {
-  return existsSync(join(dir, 'train.arrow')) && existsSync(join(dir, 'valid.arrow'));
+  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.arrow'));
 }
 
 function looksLikeCsvFolder(dir: string): boolean {
@@ -101,9 +101,5 @@ function looksLikeCsvFolder(dir: string): boolean {
 
 function requireArrowFolder(dir: string): void {
   if (!existsSync(dir)) throw new EgmfError('data folder not found', { file: dir, key: 'data.root' });
-  for (const split of ['train', 'valid']) {
-    if (!existsSync(join(dir, `${split}.arrow`))) {
-      throw new EgmfError(`missing ${split}.arrow (training needs train and valid splits)`, { file: dir, key: 'data.root' });
-    }
-  }
+  if (!hasSplits(dir)) throw new EgmfError('no <split>.arrow files in this folder', { file: dir, key: 'data.root' });
 }

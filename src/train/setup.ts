@@ -56,14 +56,16 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     seed,
     maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
   };
-  for (const split of ['train', 'valid', 'test'] as const) {
-    const path = join(data.dir, `${split}.arrow`);
+  // Roles → split files (a release without a train split can train on another one).
+  const roles: [SplitName, SplitName | 'none'][] = [['train', cfg.data.train_split], ['valid', cfg.data.valid_split], ['test', cfg.data.test_split]];
+  for (const [role, file] of roles) {
+    if (file === 'none' || (role === 'train' && o.evalOnly)) continue;
+    const path = join(data.dir, `${file}.arrow`);
     if (!existsSync(path)) {
-      if (split === 'test') continue;
-      throw new EgmfError(`missing ${split}.arrow`, { file: data.dir, key: 'data.root' });
+      if (role === 'test' && file === 'test') continue;
+      throw new EgmfError(`missing ${file}.arrow (the ${role} split)`, { file: data.dir, key: `data.${role}_split` });
     }
-    if (split === 'train' && o.evalOnly) continue;
-    loaders[split] = openLoader(path, { ...common, shuffle: split === 'train', bucket: split === 'train' && cfg.data.bucket ? 4 : 0 });
+    loaders[role] = openLoader(path, { ...common, shuffle: role === 'train', bucket: role === 'train' && cfg.data.bucket ? 4 : 0 });
   }
   const meta = (loaders.valid ?? loaders.train)!.meta;
   checkModalities(cfg, meta);
