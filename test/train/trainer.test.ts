@@ -27,7 +27,8 @@ beforeAll(async () => {
   process.env.EGMF_CACHE = cache;
 });
 afterAll(async () => {
-  process.env.EGMF_CACHE = savedCache;
+  if (savedCache === undefined) delete process.env.EGMF_CACHE;
+  else process.env.EGMF_CACHE = savedCache;
   await server?.stop();
   tmp.cleanup();
 });
