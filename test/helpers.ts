@@ -36,3 +36,13 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** The error `fn` throws (fails the test when it throws none). */
+export function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}

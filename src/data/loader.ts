@@ -411,7 +411,8 @@ export function truncateChars(s: string, n: number): string {
   return out;
 }
 
-function shuffleInPlace<T>(a: { length: number; [i: number]: T }, rng: () => number): void {
+/** Fisher–Yates with the given generator (the loader's and the trainer's subset order). */
+export function shuffleInPlace<T>(a: { length: number; [i: number]: T }, rng: () => number): void {
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
     const t = a[i]!;

@@ -336,7 +336,7 @@ export class FileStore extends BaseStore {
     return artifactUri.startsWith('file:') ? fileURLToPath(artifactUri) : join(this.runDir(runId), 'artifacts');
   }
 
-  async logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void> {
+  override async logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void> {
     if (!existsSync(localFile) || !statSync(localFile).isFile()) throw new MlflowError('INVALID_PARAMETER_VALUE', `artifact to log is not a file`, { file: localFile });
     const rel = safeRelPath([artifactPath ?? '', basename(localFile)].filter(Boolean).join('/'));
     const dest = join(this.artifactDir(runId), rel);

@@ -4,8 +4,6 @@
  * replayed by `flush()` (called at run end, and at most every `reconnectIntervalMs` while
  * spooling) or by `egmf runs sync`. Bad input (a changed param, an invalid key) still throws.
  */
-import { basename } from 'node:path';
-import { readFileSync, statSync } from 'node:fs';
 import { MlflowError, isMlflowError } from './errors.ts';
 import { CLIENT_RUN_ID_TAG, RestStore } from './rest-store.ts';
 import { redact } from './secrets.ts';
@@ -149,17 +147,6 @@ export class ResilientStore extends BaseStore {
 
   async logInputs(runId: string, datasets: DatasetInput[]): Promise<void> {
     await this.write(runId, (id) => this.inner.logInputs(id, datasets), (key, attempted) => this.spool.append(key, { kind: 'logInputs', attempted, datasets }));
-  }
-
-  async logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void> {
-    let isFile = false;
-    try {
-      isFile = statSync(localFile).isFile();
-    } catch {
-      isFile = false;
-    }
-    if (!isFile) throw new MlflowError('INVALID_PARAMETER_VALUE', 'artifact to log is not a file', { file: localFile });
-    await this.logArtifactBytes(runId, [artifactPath ?? '', basename(localFile)].filter(Boolean).join('/'), readFileSync(localFile));
   }
 
   async logArtifactBytes(runId: string, relPath: string, bytes: Uint8Array): Promise<void> {

@@ -4,8 +4,6 @@
  * that could double-apply (run creation, metrics) are recovered by checking what arrived.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
 import { MlflowError, isMlflowError } from './errors.ts';
 import { MlflowHttpClient, type ClientOptions } from './mlflow-client.ts';
 import { redactUri } from './secrets.ts';
@@ -270,17 +268,6 @@ export class RestStore extends BaseStore {
     if (rel.startsWith('/') || parts.includes('..') || parts.length === 0) throw new MlflowError('INVALID_PARAMETER_VALUE', `artifact path must be relative and stay inside the run's artifacts`, { key: rel });
     const base = await this.proxyBase(runId);
     return `/api/2.0/mlflow-artifacts/artifacts/${[...base.split('/'), ...parts].map(encodeURIComponent).join('/')}`;
-  }
-
-  async logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void> {
-    let isFile = false;
-    try {
-      isFile = statSync(localFile).isFile();
-    } catch {
-      isFile = false;
-    }
-    if (!isFile) throw new MlflowError('INVALID_PARAMETER_VALUE', `artifact to log is not a file`, { file: localFile });
-    await this.logArtifactBytes(runId, [artifactPath ?? '', basename(localFile)].filter(Boolean).join('/'), readFileSync(localFile));
   }
 
   async logArtifactBytes(runId: string, relPath: string, bytes: Uint8Array): Promise<void> {

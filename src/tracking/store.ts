@@ -3,7 +3,9 @@
  * every backend implements, and helpers derived from it. There is no global "active run":
  * callers hold a {@link RunHandle} and pass it where logging happens.
  */
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { MlflowError } from './errors.ts';
 import { userInfo } from 'node:os';
 
 export type RunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
@@ -152,7 +154,6 @@ export abstract class BaseStore implements TrackingStore {
   abstract getRun(runId: string): Promise<Run>;
   abstract getMetricHistory(runId: string, key: string): Promise<MetricPoint[]>;
   abstract searchRuns(opts: SearchRunsOptions): Promise<Run[]>;
-  abstract logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void>;
   abstract logArtifactBytes(runId: string, relPath: string, bytes: Uint8Array): Promise<void>;
   abstract listArtifacts(runId: string, path?: string): Promise<ArtifactEntry[]>;
   abstract downloadArtifact(runId: string, relPath: string): Promise<Uint8Array>;
@@ -168,6 +169,18 @@ export abstract class BaseStore implements TrackingStore {
       if (again) return again.experimentId;
       throw e;
     }
+  }
+
+  /** `<artifactPath>/<basename>` from the file's bytes; stores with a cheaper copy override it. */
+  async logArtifact(runId: string, localFile: string, artifactPath?: string): Promise<void> {
+    let isFile = false;
+    try {
+      isFile = statSync(localFile).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (!isFile) throw new MlflowError('INVALID_PARAMETER_VALUE', 'artifact to log is not a file', { file: localFile });
+    await this.logArtifactBytes(runId, [artifactPath ?? '', basename(localFile)].filter(Boolean).join('/'), readFileSync(localFile));
   }
 
   logMetric(runId: string, key: string, value: number, step = 0, timestamp = Date.now()): Promise<void> {

@@ -7,14 +7,11 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { EgmfError } from '../errors.ts';
+import { cacheDir } from '../cache.ts';
 import type { ExperimentConfig } from '../config/experiment.ts';
 import { generateSynthetic } from '../data/synthetic/index.ts';
 import { importers } from '../data/importers/index.ts';
 
-/** The cache folder (env EGMF_CACHE, else ./.egmf-cache). */
-export function cacheDir(): string {
-  return resolve(process.env.EGMF_CACHE ?? '.egmf-cache');
-}
 
 export interface ResolvedData {
   /** Folder holding `<split>.arrow`. */

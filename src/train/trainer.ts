@@ -15,7 +15,9 @@ import type { ExperimentConfig } from '../config/experiment.ts';
 import { primaryMetric } from './metrics.ts';
 import { buildSetup, disposeSetup } from './setup.ts';
 import type { Setup } from './setup.ts';
+import { shuffleInPlace } from '../data/loader.ts';
 import type { Batch } from '../data/loader.ts';
+import seedrandom from 'seedrandom';
 import { AdamW, clipByGlobalNorm } from './optimizer.ts';
 import { warmupCosine } from './schedule.ts';
 import { EarlyStopping } from './early-stopping.ts';
@@ -212,19 +214,8 @@ function epochPlan(loader: Setup['loaders']['train'] & object, epoch: number, li
 }
 
 function seededShuffle(xs: number[], key: string): number[] {
-  // A small xorshift keyed by a string hash: enough for a reproducible subset order.
-  let h = 2166136261;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
-  let x = h >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x / 4294967296;
-  };
   const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
+  shuffleInPlace(out, seedrandom(key));
   return out;
 }
 

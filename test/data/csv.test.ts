@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUtf8, firstInvalidUtf8, parseCsv, readCsvTable } from '../../src/data/csv.ts';
 import { readJsonl } from '../../src/data/jsonl.ts';
-import { REPO, runPython, SHARED_DATA, tempDir } from '../helpers.ts';
+import { REPO, runPython, SHARED_DATA, tempDir, errorOf } from '../helpers.ts';
 
 const FIX = join(REPO, 'test', 'fixtures', 'csv');
 const fields = (text: string) => [...parseCsv(text, 'mem.csv')].map((r) => r.fields);
@@ -18,15 +18,6 @@ with open(sys.argv[1], encoding='utf-8-sig', newline='') as f:
 `, [file]);
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as string[][];
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('parseCsv', () => {

@@ -3,20 +3,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseNpy, readNpy } from '../../src/data/npy.ts';
 import { isEgmfError } from '../../src/errors.ts';
-import { REPO, tempDir } from '../helpers.ts';
+import { REPO, tempDir, errorOf } from '../helpers.ts';
 
 const DIR = join(REPO, 'test', 'fixtures', 'pickle', 'npy');
 const expected = JSON.parse(readFileSync(join(REPO, 'test', 'fixtures', 'pickle', 'expected.json'), 'utf8')).npy as
   Record<string, { shape: number[]; descr: string; values: unknown[] }>;
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 
 describe('.npy reader', () => {
   for (const [name, want] of Object.entries(expected)) {

@@ -5,7 +5,7 @@ import { NdArray, openPickle, unpickleBytes } from '../../src/data/pickle/index.
 import type { OpenPickle, PyValue } from '../../src/data/pickle/index.ts';
 import { decodeNumeric, DType } from '../../src/data/pickle/numpy.ts';
 import { isEgmfError } from '../../src/errors.ts';
-import { REPO } from '../helpers.ts';
+import { REPO, errorOf } from '../helpers.ts';
 
 const DIR = join(REPO, 'test', 'fixtures', 'pickle');
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8'));
@@ -36,15 +36,6 @@ function arrayValues(a: NdArray): unknown[] {
   if (a.dtype.kind === 'U' || a.dtype.kind === 'S' || a.dtype.kind === 'O') return a.strings();
   if (a.dtype.kind === 'b') return Array.from(a.numeric() as Uint8Array, (x) => x !== 0);
   return a.numbers();
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('pickle VM with numpy arrays', () => {

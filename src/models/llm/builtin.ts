@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, s
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EgmfError } from '../../errors.ts';
+import { cacheDir } from '../../cache.ts';
 import { currentBackend } from '../backend/index.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { saveDecoder } from './checkpoint.ts';
@@ -182,9 +183,7 @@ export function checkCheckpointDir(dir: string, opts: { tokenizer?: boolean } = 
   if ((opts.tokenizer ?? true) && !existsSync(join(dir, 'tokenizer.json'))) throw new EgmfError('missing tokenizer.json in the LLM checkpoint folder', { file: join(dir, 'tokenizer.json') });
 }
 
-export function cacheDir(): string {
-  return resolve(process.env['EGMF_CACHE'] || '.egmf-cache');
-}
+export { cacheDir };
 
 /**
  * Turns an LLM reference into a checkpoint folder. `builtin:tiny-qwen3` is pretrained on
