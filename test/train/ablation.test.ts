@@ -1,24 +1,25 @@
 /**
  * Issue 3, "Done when": on the synthetic suite the full model beats text-only and each
- * single expert on validation. Five runs with the same seed and data (synthetic MELD at
- * scale 0.06: 67 validation samples; a fixed 192-sample training subset, 4 epochs):
- * full (local + semantic + global, text + audio + vision), text only, and each expert alone.
+ * single expert on validation. Five runs with the same data (synthetic MELD at scale 0.06:
+ * 608 training and 67 validation samples), 8 epochs (304 steps of 16), peak lr 0.005 with
+ * 5% warm-up then cosine, the built-in tiny LLM as pretrained on first use (300 steps), wasm;
+ * the value compared is the validation weighted F1 at the best epoch. Variants: full (local +
+ * semantic + global experts over text + audio + vision), text only (the text modality alone,
+ * local + global experts), and each expert alone over the three modalities.
  *
- * Measured (2-core machine, seed 1111, this protocol, 179 s for the file with a fresh
- * cache): every variant ends at the majority-class baseline, valid weighted F1 0.3088
- * (acc 0.4776, all 67 predictions 'neutral'): full 0.3088, text 0.3088, local 0.3088,
- * semantic 0.3088, global 0.3088. Longer runs stay there too: full and text only, 10
- * epochs over the whole 608-sample training split (380 steps, lr 0.005, warm-up + cosine).
- * The model does leave the prior, but only after ~300 steps. Constant lr 0.005, batch 16,
- * fresh batches from the whole training split, valid acc after 240 / 360 / 480 / 600 steps:
- * text only 0.48 / 0.55 / 0.58 / 0.57 (0.60 at 720), full 0.49 / 0.57 / 0.63 / 0.78, so
- * fusion does beat text at 600 steps (+0.21 acc, one seed). The full model took ~0.75 s a
- * step here (~7.5 min for 600 steps), text only about half that: five such runs do not fit
- * a test budget, so none of the comparisons below holds at this budget. The file is opt-in
- * (EGMF_ABLATION=1) and fails when run, until training on the synthetic suite gets faster.
- * Margins: weighted F1 points, not calibrated (no passing run to calibrate them on); the
- * precondition (full beats the majority baseline) keeps the comparisons from passing on
- * runs that learned nothing.
+ * Opt-in (EGMF_ABLATION=1, ~15 min on 2 cores): the comparisons do not hold at this budget,
+ * so the file fails when run. Measured (2-core machine, this protocol; majority baseline 0.309):
+ *   seed 1111: full 0.630, text 0.421, local 0.565, semantic 0.754, global 0.745
+ *   seed 2222: full 0.437, text 0.447, semantic 0.539 (local and global not run)
+ * Every variant sits at the majority class for the first 2–3 epochs, then learns; after 304
+ * steps the gated mixture of three experts is behind the semantic or global expert alone and
+ * only sometimes ahead of text. Diagnostics behind these numbers: the fusion network with a
+ * linear head on the fused vector (no LLM) reaches acc 0.81 on the same split in 80 steps,
+ * so the slow part is the path through the frozen LLM (the answer position barely attends to
+ * the pseudo tokens at the start: replacing them with random vectors moves the answer logits
+ * by 0.02 against 0.1–0.2 of variation across samples).
+ * Margins: weighted F1 points; the precondition (full beats the majority baseline) keeps the
+ * comparisons from passing on runs that learned nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { REPO, tempDir } from '../helpers.ts';
 
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
 const SEED = 1111;
-const SETS = ['data.scale=0.06', 'data.limit_train=192', 'train.epochs=4', 'train.patience=4', 'llm.pretrain_steps=20', 'backend=wasm'];
+const SETS = ['data.scale=0.06', 'train.epochs=8', 'train.patience=8', 'train.lr=0.005', 'train.warmup_ratio=0.05', 'backend=wasm'];
 const VARIANTS = {
   full: [],
   text: ['model.modalities=[text]', 'model.experts.semantic.enabled=false'],
@@ -38,10 +39,10 @@ const VARIANTS = {
   global: ['model.experts.local.enabled=false', 'model.experts.semantic.enabled=false'],
 } as const satisfies Record<string, readonly string[]>;
 type Variant = keyof typeof VARIANTS;
-/** How far (weighted F1) the full model must lead each ablation. */
-const MARGIN: Record<Exclude<Variant, 'full'>, number> = { text: 0.05, local: 0.03, semantic: 0.03, global: 0.03 };
+/** How far (validation weighted F1) the full model must lead each ablation. */
+const MARGIN: Record<Exclude<Variant, 'full'>, number> = { text: 0.05, local: 0.02, semantic: 0.02, global: 0.02 };
 /** How far the full model must lead the majority-class baseline. */
-const LEARNED = 0.1;
+const LEARNED = 0.15;
 
 let tmp: ReturnType<typeof tempDir>;
 const savedCache = process.env.EGMF_CACHE;
@@ -61,15 +62,15 @@ describe.runIf(process.env.EGMF_ABLATION === '1')('EGMF ablation on synthetic ME
   beforeAll(async () => {
     tmp = tempDir('egmf-ablation-');
     process.env.EGMF_CACHE = join(tmp.path, 'cache');
-    for (const [name, sets] of Object.entries(VARIANTS) as [Variant, readonly string[]][]) {
-      const cfg = loadExperiment(CONFIG, [...SETS, ...sets]);
+    for (const name of Object.keys(VARIANTS) as Variant[]) {
+      const cfg = loadExperiment(CONFIG, [...SETS, ...VARIANTS[name]]);
       const outDir = join(tmp.path, name);
       const r = await trainExperiment(cfg, { outDir, tracking: null, seed: SEED });
       f1[name] = r.valid.weighted_f1!;
       if (name === 'full') majorityF1 = majorityWeightedF1(join(outDir, 'predictions-valid.csv'));
     }
     console.log(`ablation valid weighted F1: ${JSON.stringify(f1)}; majority baseline ${majorityF1.toFixed(4)}`);
-  }, 600_000);
+  }, 1_800_000);
   afterAll(() => {
     if (savedCache === undefined) delete process.env.EGMF_CACHE;
     else process.env.EGMF_CACHE = savedCache;
@@ -80,7 +81,7 @@ describe.runIf(process.env.EGMF_ABLATION === '1')('EGMF ablation on synthetic ME
     expect(f1.full!).toBeGreaterThan(majorityF1 + LEARNED);
   });
 
-  it.each(Object.entries(MARGIN) as [Exclude<Variant, 'full'>, number][])('the full model beats %s only by %s', (name, margin) => {
+  it.each(Object.entries(MARGIN) as [Exclude<Variant, 'full'>, number][])('the full model beats %s by %s', (name, margin) => {
     expect(f1.full!).toBeGreaterThan(f1[name]! + margin);
   });
 });

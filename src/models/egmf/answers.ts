@@ -132,7 +132,8 @@ function clamp(v: number, [lo, hi]: readonly [number, number]): number {
   return Math.min(hi, Math.max(lo, v));
 }
 
-function enumerateAnswers(task: AnswerTask): { answers: string[]; values: number[] } {
+/** The answer strings of a task and the values they stand for. */
+export function enumerateAnswers(task: AnswerTask): { answers: string[]; values: number[] } {
   if (task.kind === 'classification') {
     const n = task.labelNames.length;
     if (n < 2) throw new EgmfError('classification needs at least two labels', { key: 'labelNames' });

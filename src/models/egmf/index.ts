@@ -4,7 +4,7 @@ export type { EgmfBatch, EgmfLlm, EgmfModelOptions, LossStats, PredictResult } f
 export { FusionNetwork, checkFusionConfig } from './fusion.ts';
 export type { FusionConfig, FusionDims, FusionOutput } from './fusion.ts';
 export type { GateLevel, GateReport } from './report.ts';
-export { AnswerGrammar, formatScore, grammarTokenizer } from './answers.ts';
+export { AnswerGrammar, enumerateAnswers, formatScore, grammarTokenizer } from './answers.ts';
 export type { AnswerTask, ParsedAnswer, TextTokenizer } from './answers.ts';
 export { PROMPTS, buildPromptParts, layoutSample, renderTaskPrompt } from './prompts.ts';
 export type { PromptLanguage, PromptLayout, PromptParts } from './prompts.ts';

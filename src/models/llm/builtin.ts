@@ -21,7 +21,7 @@ import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export const BUILTIN_TINY_QWEN3 = 'builtin:tiny-qwen3';
 /** Bumped whenever the model, corpus or recipe changes, so stale caches are not reused. */
-export const BUILTIN_VERSION = 1;
+export const BUILTIN_VERSION = 2;
 /** Qwen3's `<|endoftext|>`: the document separator of pretraining (bos/eos of Qwen3 base models). */
 export const QWEN3_EOS = 151643;
 export const QWEN3_VOCAB = 151669;

@@ -25,7 +25,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EgmfError } from '../../errors.ts';
 import { readSplitTable } from '../../data/arrow.ts';
-import { PRESET_NAMES, resolveKnobs, splitSamples } from '../../data/synthetic/index.ts';
+import { PRESET_NAMES, PRESETS, resolveKnobs, splitSamples } from '../../data/synthetic/index.ts';
+import type { PresetName } from '../../data/synthetic/index.ts';
+import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../egmf/index.ts';
+import type { AnswerTask } from '../egmf/index.ts';
 import { AdamW, clipByGlobalNorm } from '../../train/optimizer.ts';
 import { warmupCosine } from '../../train/schedule.ts';
 import { Progress, type ProgressStream } from '../../train/progress.ts';
@@ -44,6 +47,8 @@ export interface PretrainOptions {
   textDirs?: string[];
   /** Include the synthetic suite's text (default true unless `corpus` is given). */
   synthetic?: boolean;
+  /** Include EGMF prompt documents (`promptCorpus`; default: as `synthetic`). */
+  prompts?: boolean;
   /** Sequences per step (default 8). */
   batchSize?: number;
   /**
@@ -85,11 +90,50 @@ export interface PretrainResult {
 
 /** Unique sentences of the synthetic suite (all four presets, every split), in a fixed order. */
 export function syntheticCorpus(seed = 1111, scale = 0.1): string[] {
+  return PRESET_NAMES.flatMap((name) => presetTexts(name, seed, scale));
+}
+
+/** One preset's utterances (every split), in a fixed order. */
+function presetTexts(name: PresetName, seed: number, scale: number): string[] {
   // Features do not affect the text (it is drawn first), so they are made as small as possible.
   const k = resolveKnobs({ seed, scale, audioDim: 1, visionDim: 1, maxAudioFrames: 1, maxVisionFrames: 1 });
   const out: string[] = [];
+  for (const split of ['train', 'valid', 'test'] as const) for (const s of splitSamples(name, split, k)) out.push(s.sample.text);
+  return out;
+}
+
+/**
+ * EGMF prompt documents, so the built-in LLM knows the inputs and outputs EGMF gives it
+ * as a real LLM would: for a `share` of each preset's utterances (seeded pick), the
+ * utterance between the modality markers, the preset's task prompt (label set or score
+ * range, in its language), then an answer of its grammar (class index, label word or
+ * one-decimal score) drawn uniformly at random. The answers are never the samples'
+ * labels: the documents teach the format and the answer tokens, not the task. Without
+ * them the prompt's and the answers' token embeddings keep their random initial rows
+ * (norm ~0.14 against ~1.2 for trained tokens), and EGMF's restricted output layer cannot
+ * separate the classes by more than a fraction of a logit.
+ * (Answering with the affect the words express instead, on training utterances, was
+ * tried: the tiny model only learned the class prior from it in 300 steps, and EGMF
+ * training then left the majority class later than with random answers.)
+ */
+export function promptCorpus(seed = 1111, scale = 0.1, share = 0.25): string[] {
+  const rng = seedrandom(`${seed}/prompt-corpus`);
+  const out: string[] = [];
   for (const name of PRESET_NAMES) {
-    for (const split of ['train', 'valid', 'test'] as const) for (const s of splitSamples(name, split, k)) out.push(s.sample.text);
+    const p = PRESETS[name];
+    const t = PROMPTS[p.language];
+    const tasks: AnswerTask[] = p.task === 'classification'
+      ? [{ kind: 'classification', labelNames: p.labelNames, target: 'index' }, { kind: 'classification', labelNames: p.labelNames, target: 'word' }]
+      : [{ kind: 'regression', range: p.labelRange }];
+    const forms = tasks.map((task) => ({
+      prompt: renderTaskPrompt(task.kind === 'classification' ? t.classification : t.regression, task),
+      answers: enumerateAnswers(task).answers,
+    }));
+    for (const text of presetTexts(name, seed, scale)) {
+      if (rng() >= share) continue;
+      const f = forms[Math.floor(rng() * forms.length)]!;
+      out.push(`${t.open}${text}${t.close}${f.prompt}${f.answers[Math.floor(rng() * f.answers.length)]!}`);
+    }
   }
   return out;
 }
@@ -241,8 +285,15 @@ export function pretrain(config: DecoderConfig, tok: TextTokenizer, eos: number,
   const clipNorm = o.clipNorm ?? 1.0;
   const warmupRatio = 0.1;
   const useSynthetic = o.synthetic ?? o.corpus === undefined;
-  const texts = [...(o.corpus ?? []), ...(useSynthetic ? syntheticCorpus() : []), ...(o.textDirs ?? []).flatMap(arrowCorpus)];
-  const sources = [...(o.corpus !== undefined ? ['inline'] : []), ...(useSynthetic ? ['synthetic'] : []), ...(o.textDirs ?? []).map((d) => resolve(d))];
+  const usePrompts = o.prompts ?? useSynthetic;
+  const texts = [
+    ...(o.corpus ?? []), ...(useSynthetic ? syntheticCorpus() : []), ...(usePrompts ? promptCorpus() : []),
+    ...(o.textDirs ?? []).flatMap(arrowCorpus),
+  ];
+  const sources = [
+    ...(o.corpus !== undefined ? ['inline'] : []), ...(useSynthetic ? ['synthetic'] : []), ...(usePrompts ? ['egmf-prompts'] : []),
+    ...(o.textDirs ?? []).map((d) => resolve(d)),
+  ];
   const corpus = buildCorpus(texts, tok, eos);
   const seqLen = Math.min(positiveInt(o.seqLen ?? 128, 'seq-len'), corpus.train.length - 1);
   const v = config.vocabSize;

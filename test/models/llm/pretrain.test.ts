@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/models/backend/index.ts';
 import {
-  BUILTIN_TINY_QWEN3, QWEN3_EOS, QWEN3_VOCAB, pretrainTinyQwen3, qwen3Tokenizer, resolveLlm, tinyQwen3Config, writePretrained,
+  BUILTIN_TINY_QWEN3, BUILTIN_VERSION, QWEN3_EOS, QWEN3_VOCAB, pretrainTinyQwen3, qwen3Tokenizer, resolveLlm, tinyQwen3Config, writePretrained,
 } from '../../../src/models/llm/builtin.ts';
 import { Decoder, loadDecoder, SafetensorsFile } from '../../../src/models/llm/index.ts';
-import { arrowCorpus, pretrain, sampledVocab, syntheticCorpus, type PretrainOptions } from '../../../src/models/llm/pretrain.ts';
-import { generateSynthetic } from '../../../src/data/synthetic/index.ts';
+import { arrowCorpus, pretrain, promptCorpus, sampledVocab, syntheticCorpus, type PretrainOptions } from '../../../src/models/llm/pretrain.ts';
+import { generateSynthetic, PRESETS } from '../../../src/data/synthetic/index.ts';
+import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../../../src/models/egmf/index.ts';
 import { REPO, runCli, tempDir } from '../../helpers.ts';
 import seedrandom from 'seedrandom';
 
@@ -56,7 +57,7 @@ describe('egmf llm pretrain: the built-in tiny Qwen3', () => {
     expect(f.has('model.layers.0.self_attn.q_norm.weight')).toBe(true);
     f.close();
     const meta = JSON.parse(readFileSync(join(cliOut, 'egmf_pretrain.json'), 'utf8')) as Record<string, unknown>;
-    expect(meta).toMatchObject({ steps: 5, seed: 0, model: 'tiny-qwen3' });
+    expect(meta).toMatchObject({ steps: 5, seed: 0, model: 'tiny-qwen3', corpus: { sources: ['synthetic', 'egmf-prompts'] } });
     expect(readFileSync(join(cliOut, 'tokenizer.json'), 'utf8').length).toBeGreaterThan(1_000_000);
     expect(cli.stderr).toMatch(/pretrain .*5\/5/);
 
@@ -136,6 +137,48 @@ describe('egmf llm pretrain: the built-in tiny Qwen3', () => {
     expect(() => arrowCorpus(join(tmp.path, 'cache'))).toThrow(/text source not found|no \.arrow split files/);
   });
 
+  it('writes EGMF prompt documents with random answers of each preset\'s grammar', () => {
+    const docs = promptCorpus(1111, 0.1, 0.25);
+    expect(promptCorpus(1111, 0.1, 0.25)).toEqual(docs);
+    const utterances = syntheticCorpus(1111, 0.1).length;
+    expect(docs.length).toBeGreaterThan(0.2 * utterances);
+    expect(docs.length).toBeLessThan(0.3 * utterances);
+    // Every document: open marker, utterance, close marker, the preset's task prompt, one answer.
+    const answersByPrompt = new Map<string, string[]>();
+    for (const p of Object.values(PRESETS)) {
+      const t = PROMPTS[p.language];
+      const tasks = p.task === 'classification'
+        ? (['index', 'word'] as const).map((target) => ({ kind: 'classification' as const, labelNames: p.labelNames, target }))
+        : [{ kind: 'regression' as const, range: p.labelRange }];
+      for (const task of tasks) {
+        const key = `${t.close}${renderTaskPrompt(task.kind === 'classification' ? t.classification : t.regression, task)}`;
+        answersByPrompt.set(key, [...(answersByPrompt.get(key) ?? []), ...enumerateAnswers(task).answers]);
+      }
+    }
+    const counts = new Map<string, Map<string, number>>();
+    for (const d of docs) {
+      const key = [...answersByPrompt.keys()].find((k) => d.includes(k));
+      expect(key, d).toBeDefined();
+      expect(d.startsWith(key!.startsWith('</多模态>') ? '<多模态>' : '<Multimodal>'), d).toBe(true);
+      const answer = d.slice(d.indexOf(key!) + key!.length);
+      expect(answersByPrompt.get(key!), d).toContain(answer);
+      const c = counts.get(key!) ?? new Map<string, number>();
+      c.set(answer, (c.get(answer) ?? 0) + 1);
+      counts.set(key!, c);
+    }
+    expect(counts.size).toBe(4); // MELD, CHERMA, MOSEI, SIMS-V2
+    // Classification documents answer with the class index or the label word.
+    for (const [k, c] of counts) {
+      if (k.includes('neutral:0') || k.includes('平静:4')) expect([...c.keys()].some((a) => /^\d$/.test(a)) && [...c.keys()].some((a) => !/^\d$/.test(a)), k).toBe(true);
+    }
+    // Answers are drawn uniformly, not from the samples' labels: MELD's majority class is 47% of its
+    // utterances, and no class index takes more than 25% of the MELD index answers.
+    const meldIndex = new Map([...[...counts].find(([k]) => k.includes('neutral:0'))![1]].filter(([a]) => /^\d$/.test(a)));
+    const n = [...meldIndex.values()].reduce((a, x) => a + x, 0);
+    expect(meldIndex.size).toBe(7);
+    for (const [answer, c] of meldIndex) expect(c / n, answer).toBeLessThan(0.25);
+  });
+
   it('samples the step vocabulary: every target plus N other ids, seeded', () => {
     const rng = seedrandom('x');
     const v = sampledVocab([5, 9, 5, 3], 10, 1000, rng);
@@ -183,7 +226,7 @@ describe('egmf llm pretrain: the built-in tiny Qwen3', () => {
     try {
       const said: string[] = [];
       const dir = await resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 2, say: (s) => said.push(s) });
-      expect(dir).toBe(join(cache, 'llm', 'tiny-qwen3-s2-v1'));
+      expect(dir).toBe(join(cache, 'llm', `tiny-qwen3-s2-v${BUILTIN_VERSION}`));
       expect(said[0]).toMatch(new RegExp(`^built-in LLM not found: pretraining it \\(about \\d+ s\\) into ${dir}`));
       expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
       const again: string[] = [];
