@@ -159,7 +159,8 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias?:
   const g = h / kv;
   const qg = g === 1 ? q : tf.reshape(q, [b, kv, g * t, d]);
   let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(d)); // [B, KV, g·T, S]
-  if (bias !== undefined) scores = tf.add(scores, g === 1 ? bias : tf.tile(bias, [1, 1, g, 1]));
+  // g copies along the time axis; tf.concat, since wasm's Tile is ~30x slower (27 ms at [16, 1, 78, 78]).
+  if (bias !== undefined) scores = tf.add(scores, g === 1 ? bias : tf.concat(new Array<tf.Tensor4D>(g).fill(bias), 2));
   const out = tf.matMul(tf.softmax(scores), v); // [B, KV, g·T, d]
   return (g === 1 ? out : tf.reshape(out, [b, h, t, d])) as tf.Tensor4D;
 }
