@@ -1,26 +1,40 @@
 /**
  * Issue 3, "Done when": on the synthetic suite the full model beats text-only and each
- * single expert on validation. Five runs with the same data (synthetic MELD at scale 0.06:
- * 608 training and 67 validation samples), 8 epochs (304 steps of 16), peak lr 0.005 with
- * 5% warm-up then cosine, the built-in tiny LLM as pretrained on first use (300 steps), wasm;
- * the value compared is the validation weighted F1 at the best epoch. Variants: full (local +
- * semantic + global experts over text + audio + vision), text only (the text modality alone,
- * local + global experts), and each expert alone over the three modalities.
+ * single expert on validation.
  *
- * Opt-in (EGMF_ABLATION=1, ~15 min on 2 cores): the comparisons do not hold at this budget,
- * so the file fails when run. Measured (2-core machine, this protocol; majority baseline 0.309):
- *   seed 1111: full 0.630, text 0.421, local 0.565, semantic 0.754, global 0.745
- *   seed 2222: full 0.437, text 0.447, semantic 0.539 (local and global not run)
- *   seed 1111, 16 epochs (608 steps): full 0.578, text 0.514, semantic 0.685
- * Every variant sits at the majority class for the first 2–3 epochs, then learns; the gated
- * mixture of three experts stays behind the semantic (or global) expert alone, with twice
- * the steps too, and only sometimes ahead of text. Diagnostics behind these numbers: the fusion network with a
- * linear head on the fused vector (no LLM) reaches acc 0.81 on the same split in 80 steps,
- * so the slow part is the path through the frozen LLM (the answer position barely attends to
- * the pseudo tokens at the start: replacing them with random vectors moves the answer logits
- * by 0.02 against 0.1–0.2 of variation across samples).
- * Margins: weighted F1 points; the precondition (full beats the majority baseline) keeps the
- * comparisons from passing on runs that learned nothing.
+ * Protocol: synthetic MELD at scale 0.12 (1,199 training and 133 validation samples),
+ * 4 epochs (300 steps of 16), peak lr 0.005 with 5% warm-up then cosine, the built-in tiny
+ * LLM as pretrained on first use (300 steps), wasm; the value compared is the validation
+ * weighted F1 at the best epoch. Variants, all on the same data: full (local + semantic +
+ * global experts over text + audio + vision), text only (the text modality alone, local +
+ * global experts), and each expert alone over the three modalities.
+ *
+ * Measured with this protocol (2-core machine; majority baseline 0.305):
+ *   seed   full   text   local  semantic  global
+ *   1111   0.482  0.322  0.342  0.425     0.418
+ *   2222   0.650  0.352  0.448  0.652     0.693
+ *   3333   0.681  0.305  0.489  0.706     0.692
+ *   4444   0.656  0.392  0.503  0.641     0.492
+ *   5555   0.471  0.332  0.481  0.663     0.358
+ *   mean   0.588  0.341  0.453  0.617     0.531
+ * The full model beats text only on every seed (leads 0.139-0.376). It beats the local
+ * expert on four seeds of five (mean lead 0.135; seed 5555: -0.010) and the global expert on
+ * three (mean lead 0.057, the global expert's spread is the largest); it does not beat the
+ * semantic expert (mean -0.029). Where the variants differ, per cue route of the synthetic
+ * generator (valid, all five seeds): the text-only variant stays at the class prior in this
+ * budget (every variant is at the neutral share on the text-only route: the built-in LLM's
+ * emotion-word embeddings are nearly collinear, cosine ~0.55 within and across classes,
+ * since the pretraining text uses the same templates for every emotion), so the full
+ * model's lead over text comes from the routes that audio and vision carry; no variant
+ * reads the audio-vision synchrony route (conflict-joint), so nothing in this data needs
+ * the three experts together: the semantic and the global expert can each represent every
+ * cue that is learned.
+ *
+ * The first block (full and text only, seed 1111, ~8 min on 2 cores) runs with the suite.
+ * The second, every variant over the paper's five seeds (~65 min), is opt-in
+ * (EGMF_ABLATION=1); it fails on the semantic comparison.
+ * Margins are weighted-F1 points; the precondition (full beats the majority baseline)
+ * keeps the comparisons from passing on runs that learned nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -30,8 +44,7 @@ import { trainExperiment } from '../../src/train/trainer.ts';
 import { REPO, tempDir } from '../helpers.ts';
 
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
-const SEED = 1111;
-const SETS = ['data.scale=0.06', 'train.epochs=8', 'train.patience=8', 'train.lr=0.005', 'train.warmup_ratio=0.05', 'backend=wasm'];
+const SETS = ['data.scale=0.12', 'train.epochs=4', 'train.patience=4', 'train.lr=0.005', 'train.warmup_ratio=0.05', 'backend=wasm'];
 const VARIANTS = {
   full: [],
   text: ['model.modalities=[text]', 'model.experts.semantic.enabled=false'],
@@ -40,15 +53,9 @@ const VARIANTS = {
   global: ['model.experts.local.enabled=false', 'model.experts.semantic.enabled=false'],
 } as const satisfies Record<string, readonly string[]>;
 type Variant = keyof typeof VARIANTS;
-/** How far (validation weighted F1) the full model must lead each ablation. */
-const MARGIN: Record<Exclude<Variant, 'full'>, number> = { text: 0.05, local: 0.02, semantic: 0.02, global: 0.02 };
+type Ablation = Exclude<Variant, 'full'>;
 /** How far the full model must lead the majority-class baseline. */
-const LEARNED = 0.15;
-
-let tmp: ReturnType<typeof tempDir>;
-const savedCache = process.env.EGMF_CACHE;
-const f1: Partial<Record<Variant, number>> = {};
-let majorityF1 = Number.NaN;
+const LEARNED = 0.1;
 
 /** Weighted F1 of always predicting the most frequent class: p · 2p / (1 + p). */
 function majorityWeightedF1(predictionsCsv: string): number {
@@ -59,30 +66,63 @@ function majorityWeightedF1(predictionsCsv: string): number {
   return (p * 2 * p) / (1 + p);
 }
 
-describe.runIf(process.env.EGMF_ABLATION === '1')('EGMF ablation on synthetic MELD', () => {
+/**
+ * Trains each variant once per seed (the built-in LLM and the data come from the usual
+ * cache, so a developer's warm cache is reused) and returns valid weighted F1 per seed.
+ */
+async function runAblation(variants: readonly Variant[], seeds: readonly number[], outRoot: string): Promise<{ f1: Record<Variant, number[]>; majority: number }> {
+  const f1 = Object.fromEntries(variants.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
+  let majority = Number.NaN;
+  for (const seed of seeds) {
+    for (const name of variants) {
+      const cfg = loadExperiment(CONFIG, [...SETS, ...VARIANTS[name]]);
+      const outDir = join(outRoot, `${name}-${seed}`);
+      const r = await trainExperiment(cfg, { outDir, tracking: null, seed });
+      f1[name].push(r.valid.weighted_f1!);
+      if (Number.isNaN(majority)) majority = majorityWeightedF1(join(outDir, 'predictions-valid.csv'));
+    }
+  }
+  console.log(`ablation valid weighted F1 (seeds ${seeds.join(', ')}): ${JSON.stringify(f1)}; majority baseline ${majority.toFixed(4)}`);
+  return { f1, majority };
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('EGMF ablation on synthetic MELD: fusion against text only (seed 1111)', () => {
+  /** Smallest lead over the five seeds measured: 0.139 (seed 5555); 0.160 on seed 1111. */
+  const MARGIN: Partial<Record<Ablation, number>> = { text: 0.1 };
+  let tmp: ReturnType<typeof tempDir>;
+  let res: Awaited<ReturnType<typeof runAblation>>;
   beforeAll(async () => {
     tmp = tempDir('egmf-ablation-');
-    process.env.EGMF_CACHE = join(tmp.path, 'cache');
-    for (const name of Object.keys(VARIANTS) as Variant[]) {
-      const cfg = loadExperiment(CONFIG, [...SETS, ...VARIANTS[name]]);
-      const outDir = join(tmp.path, name);
-      const r = await trainExperiment(cfg, { outDir, tracking: null, seed: SEED });
-      f1[name] = r.valid.weighted_f1!;
-      if (name === 'full') majorityF1 = majorityWeightedF1(join(outDir, 'predictions-valid.csv'));
-    }
-    console.log(`ablation valid weighted F1: ${JSON.stringify(f1)}; majority baseline ${majorityF1.toFixed(4)}`);
-  }, 1_800_000);
-  afterAll(() => {
-    if (savedCache === undefined) delete process.env.EGMF_CACHE;
-    else process.env.EGMF_CACHE = savedCache;
-    tmp.cleanup();
-  });
+    res = await runAblation(['full', 'text'], [1111], tmp.path);
+  }, 1_500_000);
+  afterAll(() => tmp?.cleanup());
 
   it(`the full model learns: it beats the majority-class baseline by ${LEARNED}`, () => {
-    expect(f1.full!).toBeGreaterThan(majorityF1 + LEARNED);
+    expect(res.f1.full[0]!).toBeGreaterThan(res.majority + LEARNED);
   });
 
-  it.each(Object.entries(MARGIN) as [Exclude<Variant, 'full'>, number][])('the full model beats %s by %s', (name, margin) => {
-    expect(f1.full!).toBeGreaterThan(f1[name]! + margin);
+  it.each(Object.entries(MARGIN) as [Ablation, number][])('the full model beats %s by %s', (name, margin) => {
+    expect(res.f1.full[0]!).toBeGreaterThan(res.f1[name][0]! + margin);
+  });
+});
+
+describe.runIf(process.env.EGMF_ABLATION === '1')('EGMF ablation on synthetic MELD: every single expert, mean of the paper\'s five seeds', () => {
+  const MARGIN: Record<Ablation, number> = { text: 0.1, local: 0.05, semantic: 0.02, global: 0.02 };
+  let tmp: ReturnType<typeof tempDir>;
+  let res: Awaited<ReturnType<typeof runAblation>>;
+  beforeAll(async () => {
+    tmp = tempDir('egmf-ablation-seeds-');
+    res = await runAblation(Object.keys(VARIANTS) as Variant[], [1111, 2222, 3333, 4444, 5555], tmp.path);
+  }, 6_000_000);
+  afterAll(() => tmp?.cleanup());
+
+  it(`the full model learns: its mean beats the majority-class baseline by ${LEARNED}`, () => {
+    expect(mean(res.f1.full)).toBeGreaterThan(res.majority + LEARNED);
+  });
+
+  it.each(Object.entries(MARGIN) as [Ablation, number][])('the full model\'s mean beats %s\'s by %s', (name, margin) => {
+    expect(mean(res.f1.full)).toBeGreaterThan(mean(res.f1[name]) + margin);
   });
 });
