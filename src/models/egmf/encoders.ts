@@ -3,7 +3,11 @@
  *   text   = the LLM's frozen input embeddings of the utterance tokens [B, Tt, D_llm]
  *   audio  [B, La, Da], vision [B, Lv, Dv]
  * each Linear → d, + a learned modality embedding + sinusoidal positions, LayerNorm,
- * dropout; padded frames come out as exact zeros so later units can ignore them.
+ * dropout; padded frames come out as exact zeros so later units can ignore them. Text
+ * embeddings are first brought to unit RMS per token (measured on synthetic MELD, text only,
+ * the fusion network with a linear head: without it the words' share of the encoding was so
+ * small next to the positions that validation accuracy stayed at the majority class for 400
+ * steps; with it, 0.65-0.69).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Modality } from '../../config/experiment.ts';
@@ -29,7 +33,10 @@ export class ModalityEncoder {
   apply(input: ModalitySeq, ctx: ForwardCtx): ModalitySeq {
     const [, l, dIn] = input.x.shape;
     if (dIn !== this.inDim) throw new Error(`${this.modality} encoder expects feature width ${this.inDim}, got ${dIn}`);
-    const h = tf.add(tf.add(this.proj.apply(input.x), this.modEmb), sinusoid(l, this.width)); // [B, L, d]
+    // Token embeddings come at the LLM's own scale (the built-in one's rows have norms
+    // 0.2-0.8): at unit RMS, the positions (unit amplitude) no longer drown the words.
+    const x = this.modality === 'text' ? tf.mul(input.x, tf.rsqrt(tf.add(tf.mean(tf.square(input.x), -1, true), 1e-10))) : input.x;
+    const h = tf.add(tf.add(this.proj.apply(x), this.modEmb), sinusoid(l, this.width)); // [B, L, d]
     const out = dropout(this.ln.apply(h), ctx) as tf.Tensor3D;
     return { x: zeroPadding(out, input.mask), mask: input.mask };
   }

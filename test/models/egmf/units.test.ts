@@ -42,6 +42,25 @@ describe('modality encoders', () => {
     });
   });
 
+  it('reads text embeddings independently of the LLM\'s embedding scale; audio keeps its amplitude', () => {
+    tf.tidy(() => {
+      const p = new Params(5);
+      const rng = rngFor(5);
+      const text = new ModalityEncoder(p.scope('t'), 'text', 12, 16);
+      const audio = new ModalityEncoder(p.scope('a'), 'audio', 12, 16);
+      const s = sequence(rng, [5, 3], 5, 12);
+      // A real LLM's rows can be 100x smaller than unit RMS: the words must not vanish
+      // under the positions, so the encoded text is the same at either scale.
+      const small = { x: tf.mul(s.x, 0.01) as tf.Tensor3D, mask: s.mask };
+      expect(maxAbsDiff(text.apply(s, evalCtx()).x, text.apply(small, evalCtx()).x)).toBeLessThan(1e-3);
+      // Different words still encode differently (the check above can fail).
+      const other = sequence(rngFor(6), [5, 3], 5, 12);
+      expect(maxAbsDiff(text.apply(s, evalCtx()).x, text.apply(other, evalCtx()).x)).toBeGreaterThan(0.1);
+      // Audio amplitude is information (cue intensity): no such normalisation.
+      expect(maxAbsDiff(audio.apply(s, evalCtx()).x, audio.apply(small, evalCtx()).x)).toBeGreaterThan(0.1);
+    });
+  });
+
   it('rejects features of the wrong width', () => {
     const p = new Params(0);
     const enc = new ModalityEncoder(p.scope('e'), 'audio', 7, 16);
