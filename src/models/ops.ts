@@ -84,10 +84,11 @@ export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
-/** RMSNorm over the last axis (LLaMA/Qwen): x / sqrt(mean(x²) + eps) · w. */
-export function rmsNorm(x: tf.Tensor, w: tf.Tensor1D, eps: number): tf.Tensor {
+/** RMSNorm over the last axis (LLaMA/Qwen): x / sqrt(mean(x²) + eps) · w (no w: unit RMS). */
+export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tensor {
   const ms = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+  const unit = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
+  return w === null ? unit : tf.mul(unit, w);
 }
 
 /** LayerNorm over the last axis. */

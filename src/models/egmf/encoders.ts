@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Modality } from '../../config/experiment.ts';
+import { rmsNorm } from '../ops.ts';
 import { dropout, LayerNorm, Linear, zeroPadding, type ForwardCtx, type Scope } from './layers.ts';
 
 /** One modality of a batch: frames and their 0/1 mask (1 = real frame). */
@@ -35,7 +36,7 @@ export class ModalityEncoder {
     if (dIn !== this.inDim) throw new Error(`${this.modality} encoder expects feature width ${this.inDim}, got ${dIn}`);
     // Token embeddings come at the LLM's own scale (the built-in one's rows have norms
     // 0.2-0.8): at unit RMS, the positions (unit amplitude) no longer drown the words.
-    const x = this.modality === 'text' ? tf.mul(input.x, tf.rsqrt(tf.add(tf.mean(tf.square(input.x), -1, true), 1e-10))) : input.x;
+    const x = this.modality === 'text' ? rmsNorm(input.x, null, 1e-10) : input.x;
     const h = tf.add(tf.add(this.proj.apply(x), this.modEmb), sinusoid(l, this.width)); // [B, L, d]
     const out = dropout(this.ln.apply(h), ctx) as tf.Tensor3D;
     return { x: zeroPadding(out, input.mask), mask: input.mask };

@@ -5,7 +5,7 @@
  * LLM sees inputs of the scale it was trained on.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { gelu } from '../ops.ts';
+import { gelu, rmsNorm } from '../ops.ts';
 import { dropout, Linear, type ForwardCtx, type Scope } from './layers.ts';
 
 export class PseudoTokenProjector {
@@ -28,7 +28,6 @@ export class PseudoTokenProjector {
     const [b] = fused.shape;
     const h = dropout(gelu(this.up.apply(fused)), ctx); // [B, 2d]
     const tokens = tf.reshape(this.down.apply(h), [b, this.count, this.llmWidth]); // [B, K, D]
-    const norm = tf.rsqrt(tf.add(tf.mean(tf.square(tokens), -1, true), 1e-6)); // [B, K, 1]
-    return tf.mul(tf.mul(tokens, norm), tf.mul(this.gain, this.rms)) as tf.Tensor3D;
+    return rmsNorm(tokens, tf.mul(this.gain, this.rms), 1e-6) as tf.Tensor3D;
   }
 }
