@@ -46,6 +46,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         synthetic_seed: int(7, 0, 'Seed of the synthetic generator'),
         max_audio_len: int(64, 1, 'Audio frames kept per sample (truncation)'),
         max_vision_len: int(32, 1, 'Vision frames kept per sample (truncation)'),
+        shorten: { kind: 'enum', values: ['truncate', 'pool'], default: 'truncate', doc: 'Audio/vision longer than max_*_len: truncate = keep the first frames; pool = average runs of frames, keeping the whole utterance aligned in time' },
         max_text_tokens: int(48, 4, 'Text tokens kept per sample'),
         bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
         limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
@@ -91,8 +92,10 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
             temperature: { kind: 'number', default: 1, min: 0, exclusiveMin: true, doc: 'Softmax temperature of the gates' },
             top_k: int(0, 0, 'Keep only the k largest expert weights (0 = dense)'),
             balance_weight: num(0.01, 0, 'Weight of the load-balancing loss'),
+            expert_norm: { kind: 'boolean', default: true, doc: "LayerNorm on each expert's outputs before the gate, so the experts enter on one scale and the gate weights are their shares" },
           },
         },
+        positions: { kind: 'enum', values: ['index', 'time'], default: 'index', doc: 'Audio/vision positions: index = frame number; time = normalised time in the utterance, so frames of different rates line up' },
         pseudo_tokens: int(4, 1, 'Number of pseudo tokens injected into the LLM', 64),
         prompt: {
           kind: 'object',
@@ -176,6 +179,7 @@ export interface ExperimentConfig {
     synthetic_seed: number;
     max_audio_len: number;
     max_vision_len: number;
+    shorten: 'truncate' | 'pool';
     max_text_tokens: number;
     bucket: boolean;
     limit_train: number | null;
@@ -192,7 +196,8 @@ export interface ExperimentConfig {
       semantic: ExpertKindConfig & { heads: number };
       global: ExpertKindConfig & { heads: number; kind: 'transformer' | 'gru' };
     };
-    gating: { depth: number; temperature: number; top_k: number; balance_weight: number };
+    gating: { depth: number; temperature: number; top_k: number; balance_weight: number; expert_norm: boolean };
+    positions: 'index' | 'time';
     pseudo_tokens: number;
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';

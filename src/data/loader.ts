@@ -35,6 +35,12 @@ export interface LoaderOptions {
   /** Truncation per modality (default: none). */
   maxLen?: MaxLen;
   /**
+   * How audio/vision longer than `maxLen` are shortened: `truncate` keeps the first frames
+   * (default); `pool` averages runs of consecutive frames down to `maxLen`, so the whole
+   * utterance is kept and frames of different modalities stay aligned in normalised time.
+   */
+  shorten?: 'truncate' | 'pool';
+  /**
    * Length bucketing: sort samples by length within pools of `bucket × batchSize`, cut the
    * pools into batches, then shuffle the batches (when `shuffle`). 0 turns it off (default).
    */
@@ -100,7 +106,7 @@ interface BufferSet {
 /** Released buffer sets kept for reuse; more would only hold memory. */
 const POOL_LIMIT = 4;
 
-const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'bucket', 'epoch']);
+const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'shorten', 'bucket', 'epoch']);
 const MAXLEN_KEYS = new Set(['text', 'audio', 'vision']);
 
 /** Validates loader options; errors name the option. */
@@ -128,9 +134,12 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
     if (!MAXLEN_KEYS.has(k)) bad(`maxLen.${k}`, 'unknown modality (expected text, audio or vision)');
     if (v !== undefined && !posInt(v)) bad(`maxLen.${k}`, `must be a positive integer, got ${JSON.stringify(v)}`);
   }
+  if (opts.shorten !== undefined && opts.shorten !== 'truncate' && opts.shorten !== 'pool') {
+    bad('shorten', `must be 'truncate' or 'pool', got ${JSON.stringify(opts.shorten)}`);
+  }
   return {
     batchSize: opts.batchSize, shuffle: opts.shuffle ?? false, seed: opts.seed ?? 0, dropLast: opts.dropLast ?? false,
-    maxLen, bucket: opts.bucket ?? 0, epoch: opts.epoch ?? 0,
+    maxLen, shorten: opts.shorten ?? 'truncate', bucket: opts.bucket ?? 0, epoch: opts.epoch ?? 0,
   };
 }
 
@@ -277,8 +286,9 @@ export class BatchLoader implements AsyncIterable<Batch> {
       dialogueIds[b] = utf8All(c.dialogueId)[r] ?? null;
       speakers[b] = utf8All(c.speaker)[r] ?? null;
       utteranceIndex[b] = numberAt(c.utteranceIndex, r) ?? -1;
-      copyFrames(c.audio, r, audioLengths[b]!, La, audio, audioMask, b, fresh);
-      copyFrames(c.vision, r, visionLengths[b]!, Lv, vision, visionMask, b, fresh);
+      const pool = this.opts.shorten === 'pool';
+      copyFrames(c.audio, r, audioLengths[b]!, La, audio, audioMask, b, fresh, pool);
+      copyFrames(c.vision, r, visionLengths[b]!, Lv, vision, visionMask, b, fresh, pool);
     }
     const batch: Batch = {
       size: B, ids, texts, labels,
@@ -383,13 +393,30 @@ function tableChunks(t: SplitTable, meta: DatasetMeta): Chunk[] {
 
 /** Copies sample `r`'s first `frames` frames into row `b` of a [B, L, D] batch and sets its mask. */
 function copyFrames(
-  src: SequenceChunk, r: number, frames: number, L: number, dst: Float32Array, mask: Uint8Array, b: number, fresh: boolean,
+  src: SequenceChunk, r: number, frames: number, L: number, dst: Float32Array, mask: Uint8Array, b: number, fresh: boolean, pool: boolean,
 ): void {
   const D = src.dim;
   const at = b * L * D;
+  const n = framesAt(src, r);
   if (frames > 0 && D > 0) {
     const start = src.offsets[r]! * D;
-    dst.set(src.values.subarray(start, start + frames * D), at);
+    if (!pool || n <= frames) {
+      dst.set(src.values.subarray(start, start + frames * D), at);
+    } else {
+      // Output frame j is the mean of source frames [⌊jn/F⌋, ⌊(j+1)n/F⌋): each holds ⌊n/F⌋ or ⌈n/F⌉.
+      for (let j = 0; j < frames; j++) {
+        const s0 = Math.floor((j * n) / frames);
+        const s1 = Math.floor(((j + 1) * n) / frames);
+        const out = dst.subarray(at + j * D, at + (j + 1) * D);
+        out.set(src.values.subarray(start + s0 * D, start + (s0 + 1) * D));
+        for (let s = s0 + 1; s < s1; s++) {
+          const row = start + s * D;
+          for (let d = 0; d < D; d++) out[d]! += src.values[row + d]!;
+        }
+        const inv = 1 / (s1 - s0);
+        for (let d = 0; d < D; d++) out[d]! *= inv;
+      }
+    }
   }
   mask.fill(1, b * L, b * L + frames);
   if (!fresh) {

@@ -55,6 +55,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     batchSize: cfg.train.batch_size,
     seed,
     maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
+    shorten: cfg.data.shorten,
   };
   // Roles → split files (a release without a train split can train on another one).
   const roles: [SplitName, SplitName | 'none'][] = [['train', cfg.data.train_split], ['valid', cfg.data.valid_split], ['test', cfg.data.test_split]];

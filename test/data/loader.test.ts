@@ -119,6 +119,47 @@ describe('BatchLoader', () => {
     expect(openLoader(trainPath, { batchSize: 1, maxLen: { text: 13 } }).batch(Int32Array.of(0)).texts[0]).toBe('utterance 0 😀');
   });
 
+  it('pools long audio and vision down to maxLen, keeping the whole sequence (shorten: pool)', async () => {
+    const maxA = 3;
+    const maxV = 2;
+    const l = openLoader(trainPath, { batchSize: 5, maxLen: { audio: maxA, vision: maxV }, shorten: 'pool' });
+    let pooled = 0;
+    for (const b of await collect(l)) {
+      expect(b.audioPadLen).toBe(Math.max(0, ...b.ids.map((id) => Math.min(reference.get(id)!.audio.length / 3, maxA))));
+      for (let i = 0; i < b.size; i++) {
+        const ref = reference.get(b.ids[i]!)!;
+        for (const [x, D, max, L, got, lens] of [
+          [ref.audio, 3, maxA, b.audioPadLen, b.audio, b.audioLengths],
+          [ref.vision, 2, maxV, b.visionPadLen, b.vision, b.visionLengths],
+        ] as const) {
+          const n = x.length / D;
+          const f = Math.min(n, max);
+          expect(lens[i]).toBe(f);
+          // Frame j: mean of source frames [floor(j n / f), floor((j + 1) n / f)); short ones are copied.
+          const want = new Float32Array(L * D);
+          for (let j = 0; j < f; j++) {
+            const s0 = Math.floor((j * n) / f);
+            const s1 = Math.floor(((j + 1) * n) / f);
+            for (let d = 0; d < D; d++) {
+              let sum = 0;
+              for (let s = s0; s < s1; s++) sum += x[s * D + d]!;
+              want[j * D + d] = sum / (s1 - s0);
+            }
+          }
+          const row = Array.from(got.subarray(i * L * D, (i + 1) * L * D));
+          row.forEach((v, k) => expect(v).toBeCloseTo(want[k]!, 3));
+          if (n > max) pooled++;
+        }
+      }
+    }
+    expect(pooled).toBeGreaterThan(10);
+    // Mean over all frames is kept: the last source frame reaches the batch (truncation drops it).
+    const long = Array.from({ length: N }, (_, i) => i).find((i) => reference.get(`u${i}`)!.audio.length / 3 === 9)!;
+    const one = openLoader(trainPath, { batchSize: 1, maxLen: { audio: maxA }, shorten: 'pool' }).batch(Int32Array.of(long));
+    const src = reference.get(`u${long}`)!.audio;
+    expect(one.audio[2 * 3]).toBeCloseTo((src[6 * 3]! + src[7 * 3]! + src[8 * 3]!) / 3, 3);
+  });
+
   it('is deterministic for a seed, differs between epochs and seeds, covers every sample once', async () => {
     const opts: LoaderOptions = { batchSize: 4, shuffle: true, seed: 42 };
     const order = async (o: LoaderOptions, epoch: number) => (await collect(openLoader(trainPath, o), epoch)).map((b) => b.ids.join(','));
@@ -214,6 +255,7 @@ describe('BatchLoader', () => {
       [{ batchSize: 2, maxLen: { audio: 0 } }, /key 'maxLen.audio': must be a positive integer/],
       [{ batchSize: 2, maxLen: { video: 3 } as never }, /key 'maxLen.video': unknown modality/],
       [{ batchSize: 2, shufle: true }, /key 'shufle': unknown loader option/],
+      [{ batchSize: 2, shorten: 'crop' as never }, /key 'shorten': must be 'truncate' or 'pool', got "crop"/],
     ];
     for (const [o, re] of bad) expect(() => openLoader(trainPath, o as LoaderOptions)).toThrow(re);
     expect(() => openLoader(join(tmp.path, 'missing', 'train.arrow'), { batchSize: 2 })).toThrow(/missing[/\\]train\.arrow: file not found/);

@@ -25,7 +25,7 @@ export class ModalityEncoder {
   private readonly modEmb: tf.Variable; // [d]
   private readonly ln: LayerNorm;
 
-  constructor(scope: Scope, readonly modality: Modality, readonly inDim: number, readonly width: number) {
+  constructor(scope: Scope, readonly modality: Modality, readonly inDim: number, readonly width: number, readonly positions: 'index' | 'time' = 'index') {
     this.proj = new Linear(scope.sub('proj'), inDim, width);
     this.modEmb = scope.create('modality_embedding', [width], 0.02);
     this.ln = new LayerNorm(scope.sub('ln'), width);
@@ -37,20 +37,44 @@ export class ModalityEncoder {
     // Token embeddings come at the LLM's own scale (the built-in one's rows have norms
     // 0.2-0.8): at unit RMS, the positions (unit amplitude) no longer drown the words.
     const x = this.modality === 'text' ? rmsNorm(input.x, null, 1e-10) : input.x;
-    const h = tf.add(tf.add(this.proj.apply(x), this.modEmb), sinusoid(l, this.width)); // [B, L, d]
+    // Text tokens have no timing: they always take index positions.
+    const pos = this.positions === 'time' && this.modality !== 'text' ? timeSinusoid(input.mask, this.width) : sinusoid(l, this.width);
+    const h = tf.add(tf.add(this.proj.apply(x), this.modEmb), pos); // [B, L, d]
     const out = dropout(this.ln.apply(h), ctx) as tf.Tensor3D;
     return { x: zeroPadding(out, input.mask), mask: input.mask };
+  }
+}
+
+/** Normalised-time span that time positions cover (comparable to typical frame counts). */
+export const TIME_SPAN = 32;
+
+/**
+ * Sinusoidal positions at normalised time [B, L, d]: frame i of a sample with n real frames
+ * sits at (i + 0.5) / n × TIME_SPAN, so the same moment of an utterance gets the same
+ * position in every modality whatever its frame rate. Padding gets zeros.
+ */
+export function timeSinusoid(mask: tf.Tensor2D, width: number): tf.Tensor3D {
+  const [b, l] = mask.shape;
+  const m = mask.dataSync();
+  const v = new Float32Array(b * l * width);
+  for (let s = 0; s < b; s++) {
+    let n = 0;
+    for (let p = 0; p < l; p++) n += m[s * l + p]! > 0 ? 1 : 0;
+    for (let p = 0; p < n; p++) writeSinusoid(v, (s * l + p) * width, ((p + 0.5) / n) * TIME_SPAN, width);
+  }
+  return tf.tensor3d(v, [b, l, width]);
+}
+
+function writeSinusoid(v: Float32Array, at: number, pos: number, width: number): void {
+  for (let i = 0; i < width; i++) {
+    const freq = Math.pow(10000, -(2 * Math.floor(i / 2)) / width);
+    v[at + i] = i % 2 === 0 ? Math.sin(pos * freq) : Math.cos(pos * freq);
   }
 }
 
 /** Transformer sinusoidal positions [L, d]. */
 export function sinusoid(length: number, width: number): tf.Tensor2D {
   const v = new Float32Array(length * width);
-  for (let p = 0; p < length; p++) {
-    for (let i = 0; i < width; i++) {
-      const freq = Math.pow(10000, -(2 * Math.floor(i / 2)) / width);
-      v[p * width + i] = i % 2 === 0 ? Math.sin(p * freq) : Math.cos(p * freq);
-    }
-  }
+  for (let p = 0; p < length; p++) writeSinusoid(v, p * width, p, width);
   return tf.tensor2d(v, [length, width]);
 }

@@ -8,7 +8,7 @@ import { EgmfError } from '../../errors.ts';
 import { ModalityEncoder, type ModalitySeq } from './encoders.ts';
 import { buildExperts, type Expert } from './experts.ts';
 import { HierarchicalGate, type GateOutput } from './gating.ts';
-import { maskedMean, Params, type ForwardCtx } from './layers.ts';
+import { LayerNorm, maskedMean, Params, type ForwardCtx } from './layers.ts';
 import { PseudoTokenProjector } from './pseudo-tokens.ts';
 
 export type FusionConfig = ExperimentConfig['model'];
@@ -32,6 +32,8 @@ export class FusionNetwork {
   readonly modalities: readonly Modality[];
   readonly encoders: ModalityEncoder[];
   readonly experts: Expert[];
+  /** One LayerNorm per expert on its outputs (`gating.expert_norm`), else empty. */
+  readonly expertNorms: LayerNorm[];
   readonly gate: HierarchicalGate;
   readonly projector: PseudoTokenProjector;
 
@@ -44,9 +46,13 @@ export class FusionNetwork {
       this.encoders = cfg.modalities.map((m) => {
         const inDim = dims.inputs[m];
         if (inDim === undefined || !(inDim > 0)) throw new EgmfError(`no input width for modality '${m}' (does the dataset have ${m} features?)`, { key: 'model.modalities' });
-        return new ModalityEncoder(root.sub(`encoders.${m}`), m, inDim, cfg.width);
+        return new ModalityEncoder(root.sub(`encoders.${m}`), m, inDim, cfg.width, cfg.positions);
       });
       this.experts = buildExperts(root.sub('experts'), cfg);
+      // At initialisation the experts' outputs differ in scale (local: per-sample spread
+      // ~2.5x the attention experts'), so without a common scale the largest expert drowns
+      // the others in the gated sum whatever the gate says.
+      this.expertNorms = cfg.gating.expert_norm ? this.experts.map((e) => new LayerNorm(root.sub(`gate.expert_norm.${e.name}`), cfg.width)) : [];
       this.gate = new HierarchicalGate(root.sub('gate'), this.experts, cfg.modalities.length, cfg.modalities.length * cfg.width, cfg.gating);
       this.projector = new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
     } catch (e) {
@@ -60,7 +66,10 @@ export class FusionNetwork {
     if (inputs.length !== this.encoders.length) throw new Error(`fusion expects ${this.encoders.length} modalities, got ${inputs.length}`);
     const seqs = inputs.map((s, i) => this.encoders[i]!.apply(s, ctx)); // M × [B, L_m, d]
     const context = tf.concat(seqs.map((s) => maskedMean(s.x, s.mask)), 1) as tf.Tensor2D; // [B, M·d]
-    const outs = this.experts.map((e) => e.apply(seqs, ctx)); // E × [B, M, d]
+    const outs = this.experts.map((e, i) => {
+      const o = e.apply(seqs, ctx); // [B, M, d]
+      return this.expertNorms.length > 0 ? (this.expertNorms[i]!.apply(o) as tf.Tensor3D) : o;
+    }); // E × [B, M, d]
     const gates = this.gate.apply(context, outs);
     return { pseudo: this.projector.apply(gates.fused, ctx), gates };
   }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/models/backend/index.ts';
 import { validateExperiment } from '../../../src/config/experiment.ts';
-import { ModalityEncoder } from '../../../src/models/egmf/encoders.ts';
+import { ModalityEncoder, timeSinusoid } from '../../../src/models/egmf/encoders.ts';
 import { LocalExpert } from '../../../src/models/egmf/expert-local.ts';
 import { SemanticExpert } from '../../../src/models/egmf/expert-semantic.ts';
 import { GlobalExpert } from '../../../src/models/egmf/expert-global.ts';
@@ -58,6 +58,35 @@ describe('modality encoders', () => {
       expect(maxAbsDiff(text.apply(s, evalCtx()).x, text.apply(other, evalCtx()).x)).toBeGreaterThan(0.1);
       // Audio amplitude is information (cue intensity): no such normalisation.
       expect(maxAbsDiff(audio.apply(s, evalCtx()).x, audio.apply(small, evalCtx()).x)).toBeGreaterThan(0.1);
+    });
+  });
+
+  it('time positions line up the same moment across frame rates; text keeps index positions', () => {
+    tf.tidy(() => {
+      // Frame 1 of 3 and frame 4 of 9 are both at normalised time 0.5.
+      const mask = tf.tensor2d([[1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1, 1]]);
+      const pos = timeSinusoid(mask, 8).arraySync();
+      expect(Math.max(...pos[0]![1]!.map((v, i) => Math.abs(v - pos[1]![4]![i]!)))).toBeLessThan(1e-6);
+      expect(Math.max(...pos[0]![0]!.map((v, i) => Math.abs(v - pos[1]![0]![i]!)))).toBeGreaterThan(0.05);
+      expect(pos[0]![5]!.every((v) => v === 0)).toBe(true);
+      // In the encoder: audio at 3 frames vs 9 frames (each frame repeated 3 times) gives the
+      // same encoding at matching moments with time positions, not with index positions.
+      const p = new Params(7);
+      const rng = rngFor(7);
+      const slow = sequence(rng, [3], 3, 6, 'zero');
+      const rep = tf.reshape(tf.tile(tf.expandDims(slow.x, 2), [1, 1, 3, 1]), [1, 9, 6]) as tf.Tensor3D;
+      const fast = { x: rep, mask: tf.ones([1, 9]) as tf.Tensor2D };
+      for (const [positions, same] of [['time', true], ['index', false]] as const) {
+        const enc = new ModalityEncoder(p.scope(`a.${positions}`), 'audio', 6, 8, positions);
+        const d = maxAbsDiff(tf.slice(enc.apply(slow, evalCtx()).x, [0, 1, 0], [1, 1, 8]), tf.slice(enc.apply(fast, evalCtx()).x, [0, 4, 0], [1, 1, 8]));
+        if (same) expect(d).toBeLessThan(1e-5);
+        else expect(d).toBeGreaterThan(0.01);
+      }
+      const text = sequence(rng, [4, 2], 4, 6);
+      // Same seed, same names: the same weights.
+      const t1 = new ModalityEncoder(new Params(8).scope('t'), 'text', 6, 8, 'index');
+      const t2 = new ModalityEncoder(new Params(8).scope('t'), 'text', 6, 8, 'time');
+      expect(maxAbsDiff(t1.apply(text, evalCtx()).x, t2.apply(text, evalCtx()).x)).toBe(0);
     });
   });
 
@@ -275,6 +304,27 @@ describe('fusion network', () => {
     f.dispose();
   });
 
+  it('expert_norm puts every expert on one scale before the gate', () => {
+    // Scaling the local expert's output layer by 50 leaves the fused vector unchanged when
+    // each expert output is layer-normalised, and swamps it when not.
+    for (const expertNorm of [true, false]) {
+      const f = new FusionNetwork(tinyModel({ gating: { expert_norm: expertNorm } }), dims, 3);
+      expect([...f.params.vars.keys()].filter((n) => n.startsWith('egmf.gate.expert_norm.')).length).toBe(expertNorm ? 6 : 0);
+      const x = inputs(4);
+      const before = tf.tidy(() => f.apply(x, evalCtx()).gates.fused);
+      for (const n of ['egmf.experts.local.0.out.weight', 'egmf.experts.local.0.out.bias']) {
+        const v = f.params.vars.get(n)!;
+        v.assign(tf.tidy(() => tf.mul(v, 50)));
+      }
+      const after = tf.tidy(() => f.apply(x, evalCtx()).gates.fused);
+      const change = maxAbsDiff(before, after) / tf.tidy(() => tf.max(tf.abs(before)).dataSync()[0]!);
+      if (expertNorm) expect(change).toBeLessThan(1e-4);
+      else expect(change).toBeGreaterThan(1);
+      tf.dispose([before, after]);
+      f.dispose();
+    }
+  });
+
   it('text-only ablation works without the semantic expert', () => {
     const f = new FusionNetwork(tinyModel({ modalities: ['text'], experts: { semantic: { enabled: false } } }), dims, 1);
     tf.tidy(() => {
@@ -290,8 +340,11 @@ describe('fusion network', () => {
     expect(() => tinyModel({ gating: { depth: 4 } })).toThrow(/model\.gating\.depth/);
     expect(() => tinyModel({ gating: { temperature: 0 } })).toThrow(/model\.gating\.temperature/);
     expect(() => tinyModel({ gating: { top_k: 4 } })).toThrow(/model\.gating\.top_k.*exceeds the 3 enabled experts/);
-    expect(() => new FusionNetwork({ ...tinyModel(), gating: { depth: 2, temperature: 1, top_k: 4, balance_weight: 0 } }, dims, 0)).toThrow(EgmfError);
+    expect(() => new FusionNetwork({ ...tinyModel(), gating: { depth: 2, temperature: 1, top_k: 4, balance_weight: 0, expert_norm: true } }, dims, 0)).toThrow(EgmfError);
     expect(() => new FusionNetwork(tinyModel(), { ...dims, inputs: { text: 12, audio: 7 } }, 0)).toThrow(/modality 'vision'.*model\.modalities|model\.modalities.*vision/);
     expect(() => validateExperiment({ model: { experts: { local: { kernels: [0] } } } })).toThrow(/model\.experts\.local\.kernels/);
+    expect(() => validateExperiment({ model: { positions: 'frames' } })).toThrow(/model\.positions/);
+    expect(() => validateExperiment({ model: { gating: { expert_norm: 'yes' } } })).toThrow(/model\.gating\.expert_norm/);
+    expect(() => validateExperiment({ data: { shorten: 'crop' } })).toThrow(/data\.shorten/);
   });
 });
