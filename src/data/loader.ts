@@ -391,7 +391,10 @@ function tableChunks(t: SplitTable, meta: DatasetMeta): Chunk[] {
   }));
 }
 
-/** Copies sample `r`'s first `frames` frames into row `b` of a [B, L, D] batch and sets its mask. */
+/**
+ * Writes sample `r`'s frames into row `b` of a [B, L, D] batch and sets its mask: its first
+ * `frames` frames, or with `pool` all its frames averaged down to `frames`.
+ */
 function copyFrames(
   src: SequenceChunk, r: number, frames: number, L: number, dst: Float32Array, mask: Uint8Array, b: number, fresh: boolean, pool: boolean,
 ): void {
