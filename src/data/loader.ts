@@ -270,6 +270,7 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const vision = set.vision.subarray(0, B * Lv * Dv);
     const audioMask = set.audioMask.subarray(0, B * La);
     const visionMask = set.visionMask.subarray(0, B * Lv);
+    const pool = this.opts.shorten === 'pool';
     for (let b = 0; b < B; b++) {
       const g = indices[b]!;
       const c = this.chunks[this.chunkOf[g]!]!;
@@ -286,7 +287,6 @@ export class BatchLoader implements AsyncIterable<Batch> {
       dialogueIds[b] = utf8All(c.dialogueId)[r] ?? null;
       speakers[b] = utf8All(c.speaker)[r] ?? null;
       utteranceIndex[b] = numberAt(c.utteranceIndex, r) ?? -1;
-      const pool = this.opts.shorten === 'pool';
       copyFrames(c.audio, r, audioLengths[b]!, La, audio, audioMask, b, fresh, pool);
       copyFrames(c.vision, r, visionLengths[b]!, Lv, vision, visionMask, b, fresh, pool);
     }

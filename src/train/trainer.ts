@@ -123,9 +123,6 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
 
   let pruned = false;
   let trainSamples = 0;
-  // The last step's training metrics and whether they reached the logger: every epoch ends
-  // with a logged point, so a run shorter than log_every (e.g. pruned early) still has a curve.
-  let lastTrain: { step: number; metrics: Record<string, number>; logged: boolean } | null = null;
   const trainStart = performance.now();
   while (!state.finished) {
     const epoch = state.epoch;
@@ -138,17 +135,15 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       state.step += 1;
       state.batchInEpoch = b + 1;
       trainSamples += batch.size;
-      const logNow = state.step % cfg.train.log_every === 0 || state.step === totalSteps;
-      lastTrain = { step: state.step, metrics: { 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss }, logged: logNow };
-      if (logNow) logger.metrics(lastTrain.metrics, state.step);
+      // Every epoch's last step is logged too, so a run shorter than log_every (e.g. a trial
+      // pruned after one epoch) still has a loss curve.
+      if (state.step % cfg.train.log_every === 0 || state.step === totalSteps || b === plan.length - 1) {
+        logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss }, state.step);
+      }
       progress.tick(1, { epoch: epoch + 1, loss });
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
     }
     // End of an epoch (or of the step budget): validate, keep the best, maybe stop.
-    if (lastTrain !== null && !lastTrain.logged && lastTrain.step === state.step) {
-      logger.metrics(lastTrain.metrics, state.step);
-      lastTrain.logged = true;
-    }
     const v = evaluate(model, valid, meta);
     const value = v.metrics[metricName];
     if (value === undefined) {
