@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { EgmfError } from '../errors.ts';
 import { cacheDir } from '../cache.ts';
 import type { ExperimentConfig } from '../config/experiment.ts';
-import { generateSynthetic } from '../data/synthetic/index.ts';
+import { GENERATOR_VERSION, generateSynthetic } from '../data/synthetic/index.ts';
 import { importers } from '../data/importers/index.ts';
 
 
@@ -31,7 +31,8 @@ export async function resolveDataset(cfg: ExperimentConfig, say: (msg: string) =
       return { dir: d.root, origin: 'existing' };
     }
     case 'synthetic': {
-      const base = d.root ?? join(cacheDir(), 'synthetic', `scale${d.scale}-seed${d.synthetic_seed}`);
+      // The generator's version is part of the key: a changed generator never reuses old data.
+      const base = d.root ?? join(cacheDir(), 'synthetic', `v${GENERATOR_VERSION}-scale${d.scale}-seed${d.synthetic_seed}`);
       const dir = join(base, d.dataset);
       if (hasSplits(dir)) return { dir, origin: 'cached' };
       say(`synthetic dataset '${d.dataset}' (scale ${d.scale}, seed ${d.synthetic_seed}) not found: generating it into ${dir}`);
