@@ -37,6 +37,18 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Sets environment variables; the returned function puts back what was there before. */
+export function setEnv(vars: Record<string, string>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
 /** The error `fn` throws (fails the test when it throws none). */
 export function errorOf(fn: () => unknown): Error {
   try {

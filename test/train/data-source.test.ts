@@ -7,21 +7,19 @@ import { readSplitTable } from '../../src/data/arrow.ts';
 import { GENERATOR_VERSION } from '../../src/data/synthetic/index.ts';
 import { EgmfError } from '../../src/errors.ts';
 import { resolveDataset } from '../../src/train/data-source.ts';
-import { REPO, tempDir } from '../helpers.ts';
+import { REPO, setEnv, tempDir } from '../helpers.ts';
 
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
 
 describe('resolveDataset: the synthetic suite', () => {
   let tmp: ReturnType<typeof tempDir>;
-  let saved: string | undefined;
+  let restoreEnv: () => void = () => undefined;
   beforeAll(() => {
     tmp = tempDir('egmf-data-source-');
-    saved = process.env.EGMF_CACHE;
-    process.env.EGMF_CACHE = tmp.path;
+    restoreEnv = setEnv({ EGMF_CACHE: tmp.path });
   });
   afterAll(() => {
-    if (saved === undefined) delete process.env.EGMF_CACHE;
-    else process.env.EGMF_CACHE = saved;
+    restoreEnv();
     tmp.cleanup();
   });
 

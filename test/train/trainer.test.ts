@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadExperiment } from '../../src/config/experiment.ts';
 import { trainExperiment } from '../../src/train/trainer.ts';
-import { REPO, runCli, runPython, tempDir } from '../helpers.ts';
+import { REPO, runCli, runPython, setEnv, tempDir } from '../helpers.ts';
 import { startMlflowServer } from '../tracking-server.ts';
 import type { MlflowServer } from '../tracking-server.ts';
 
@@ -21,14 +21,13 @@ const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
 const SETS = ['data.limit_train=48', 'train.epochs=2', 'train.batch_size=16', 'llm.pretrain_steps=20', 'backend=wasm', 'train.log_every=1'];
 
 let server: MlflowServer | null = null;
-const savedCache = process.env.EGMF_CACHE;
+let restoreEnv: () => void = () => undefined;
 
 beforeAll(async () => {
-  process.env.EGMF_CACHE = cache;
+  restoreEnv = setEnv({ EGMF_CACHE: cache });
 });
 afterAll(async () => {
-  if (savedCache === undefined) delete process.env.EGMF_CACHE;
-  else process.env.EGMF_CACHE = savedCache;
+  restoreEnv();
   await server?.stop();
   tmp.cleanup();
 });
