@@ -3,9 +3,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EgmfError } from '../errors.ts';
 import { initBackend, parseBackendName } from '../models/backend/index.ts';
-import { checkCheckpointDir, checkOutDir, parameterCount, pretrainSummary, pretrainTinyQwen3, TINY_SHAPE } from '../models/llm/builtin.ts';
+import { checkCheckpointDir, checkOutDir, parameterCount, TINY_SHAPE } from '../models/llm/builtin.ts';
+import { pretrainSummary, pretrainTinyQwen3 } from '../train/pretrain/index.ts';
 import { loadDecoderConfig, readJsonFile } from '../models/llm/checkpoint.ts';
-import { DEFAULT_PRETRAIN_STEPS } from '../models/llm/pretrain.ts';
+import { DEFAULT_PRETRAIN_STEPS } from '../train/pretrain/index.ts';
 import { SafetensorsFile } from '../models/llm/safetensors.ts';
 
 interface PretrainArgs {

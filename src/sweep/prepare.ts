@@ -5,7 +5,7 @@
  */
 import { loadExperiment } from '../config/experiment.ts';
 import { initBackend } from '../models/backend/index.ts';
-import { resolveLlm } from '../models/llm/builtin.ts';
+import { resolveLlm } from '../train/pretrain/index.ts';
 import { resolveDataset } from '../train/data-source.ts';
 import { configOverrides } from './study.ts';
 import type { SweepSpec } from './spec.ts';

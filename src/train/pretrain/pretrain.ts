@@ -27,15 +27,15 @@ import { EgmfError } from '../../errors.ts';
 import { readSplitTable } from '../../data/arrow.ts';
 import { PRESET_NAMES, PRESETS, resolveKnobs, splitSamples } from '../../data/synthetic/index.ts';
 import type { PresetName } from '../../data/synthetic/index.ts';
-import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../egmf/index.ts';
-import type { AnswerTask } from '../egmf/index.ts';
-import { AdamW, clipByGlobalNorm } from '../../train/optimizer.ts';
-import { warmupCosine } from '../../train/schedule.ts';
-import { Progress, type ProgressStream } from '../../train/progress.ts';
-import { softmaxCrossEntropy } from '../ops.ts';
-import type { DecoderConfig } from './config.ts';
-import { Decoder } from './decoder.ts';
-import type { TextTokenizer } from './tokenizer.ts';
+import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../../models/egmf/index.ts';
+import type { AnswerTask } from '../../models/egmf/index.ts';
+import { AdamW, clipByGlobalNorm } from '../optimizer.ts';
+import { warmupCosine } from '../schedule.ts';
+import { Progress, type ProgressStream } from '../progress.ts';
+import { softmaxCrossEntropy } from '../../models/ops.ts';
+import type { DecoderConfig } from '../../models/llm/config.ts';
+import { Decoder } from '../../models/llm/decoder.ts';
+import type { TextTokenizer } from '../../models/llm/tokenizer.ts';
 
 export interface PretrainOptions {
   /** Optimiser steps (default DEFAULT_PRETRAIN_STEPS). */

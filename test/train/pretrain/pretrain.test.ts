@@ -4,11 +4,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/models/backend/index.ts';
-import {
-  BUILTIN_TINY_QWEN3, BUILTIN_VERSION, QWEN3_EOS, QWEN3_VOCAB, pretrainTinyQwen3, qwen3Tokenizer, resolveLlm, tinyQwen3Config, writePretrained,
-} from '../../../src/models/llm/builtin.ts';
+import { BUILTIN_TINY_QWEN3, BUILTIN_VERSION, QWEN3_EOS, QWEN3_VOCAB, qwen3Tokenizer, tinyQwen3Config } from '../../../src/models/llm/builtin.ts';
+import { pretrainTinyQwen3, resolveLlm, writePretrained } from '../../../src/train/pretrain/index.ts';
 import { Decoder, loadDecoder, SafetensorsFile } from '../../../src/models/llm/index.ts';
-import { arrowCorpus, pretrain, promptCorpus, sampledVocab, syntheticCorpus, type PretrainOptions } from '../../../src/models/llm/pretrain.ts';
+import { arrowCorpus, pretrain, promptCorpus, sampledVocab, syntheticCorpus, type PretrainOptions } from '../../../src/train/pretrain/index.ts';
 import { generateSynthetic, PRESETS } from '../../../src/data/synthetic/index.ts';
 import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../../../src/models/egmf/index.ts';
 import { REPO, runCli, tempDir } from '../../helpers.ts';
