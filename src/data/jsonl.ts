@@ -18,14 +18,19 @@ export function readJsonl(file: string): JsonlRecord[] {
   for (let k = 0; k < lines.length; k++) {
     const raw = lines[k]!.endsWith('\r') ? lines[k]!.slice(0, -1) : lines[k]!;
     if (raw.trim() === '') continue;
+    // JSON Lines stays strict, but a file that opens with `[` is most likely one JSON array
+    // saved under a .jsonl name: say so instead of only reporting the parse error.
+    const hint = out.length === 0 && raw.trimStart().startsWith('[')
+      ? '; the file starts with [ as a JSON array does: for one array of objects use --format json (or name the file .json)'
+      : '';
     let v: unknown;
     try {
       v = JSON.parse(raw);
     } catch (e) {
-      throw new EgmfError(`invalid JSON (${(e as Error).message})`, { file, line: k + 1 });
+      throw new EgmfError(`invalid JSON (${(e as Error).message})${hint}`, { file, line: k + 1 });
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      throw new EgmfError('each line must be one JSON object', { file, line: k + 1 });
+      throw new EgmfError(`each line must be one JSON object${hint}`, { file, line: k + 1 });
     }
     out.push({ value: v as Record<string, unknown>, line: k + 1 });
   }

@@ -11,7 +11,8 @@ import { cacheDir } from '../cache.ts';
 import type { ExperimentConfig } from '../config/experiment.ts';
 import { GENERATOR_VERSION, generateSynthetic } from '../data/synthetic/index.ts';
 import { importers } from '../data/importers/index.ts';
-
+import { readSplitTable } from '../data/arrow.ts';
+import { SPLITS } from '../data/schema.ts';
 
 export interface ResolvedData {
   /** Folder holding `<split>.arrow`. */
@@ -28,6 +29,7 @@ export async function resolveDataset(cfg: ExperimentConfig, say: (msg: string) =
       if (d.root === null) throw new EgmfError('data.source arrow needs data.root (a folder of <split>.arrow files)', { key: 'data.root' });
       if (looksLikeCsvFolder(d.root)) return importCsv(d.root, d.dataset === 'cped' ? 'cped' : 'meld', say);
       requireArrowFolder(d.root);
+      warnDatasetMismatch(d.root, d.dataset, say);
       return { dir: d.root, origin: 'existing' };
     }
     case 'synthetic': {
@@ -95,6 +97,29 @@ function hasSplits(dir: string): boolean {
 
 function looksLikeCsvFolder(dir: string): boolean {
   return existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).some((f) => f.endsWith('.csv'));
+}
+
+/**
+ * Says when `data.dataset` names another dataset than the folder's own metadata. Only a
+ * warning: the files are what is trained on, but the run's config then records another
+ * name, and a mismatch usually means a wrong `data.root` or a config copied from another
+ * dataset.
+ */
+function warnDatasetMismatch(dir: string, dataset: string, say: (msg: string) => void): void {
+  const split = SPLITS.find((s) => existsSync(join(dir, `${s}.arrow`)));
+  if (split === undefined) return;
+  const file = join(dir, `${split}.arrow`);
+  let stored: string;
+  try {
+    stored = readSplitTable(file).meta.dataset;
+  } catch (e) {
+    // An unreadable split is reported, with its file, when the loader opens it.
+    if (e instanceof EgmfError) return;
+    throw e;
+  }
+  if (stored !== dataset) {
+    say(`warning: data.dataset is '${dataset}' but ${file} holds dataset '${stored}' (from its metadata); set data.dataset=${stored} if that folder is the one you mean`);
+  }
 }
 
 function requireArrowFolder(dir: string): void {

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadExperiment } from '../../src/config/experiment.ts';
-import { readSplitTable } from '../../src/data/arrow.ts';
+import { readSplitTable, writeDataset } from '../../src/data/arrow.ts';
+import { EMPTY_FEATURES, SCHEMA_VERSION } from '../../src/data/schema.ts';
 import { GENERATOR_VERSION } from '../../src/data/synthetic/index.ts';
 import { EgmfError } from '../../src/errors.ts';
 import { resolveDataset } from '../../src/train/data-source.ts';
@@ -56,6 +57,28 @@ describe('resolveDataset: bad roots', () => {
       expect(err).toBeInstanceOf(EgmfError);
       expect((err as EgmfError).message).toContain(tmp.path);
       expect((err as EgmfError).message).toMatch(/data\.root/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+describe('resolveDataset: an Arrow folder of another dataset', () => {
+  it('warns, naming both, when data.dataset differs from the folder\'s metadata', async () => {
+    const tmp = tempDir('egmf-data-source-mismatch-');
+    try {
+      const dir = join(tmp.path, 'emo');
+      await writeDataset(dir, {
+        schemaVersion: SCHEMA_VERSION, dataset: 'cn_emotion', language: 'zh', task: 'classification', labelNames: ['a', 'b'],
+        audioDim: 0, visionDim: 0, textOnly: true, hasUnimodalLabels: false, source: 'test', license: 'unspecified',
+      }, { valid: [{ id: '1', text: '好', audio: EMPTY_FEATURES, vision: EMPTY_FEATURES, label: 0 }] });
+      const said: string[] = [];
+      const cfg = loadExperiment(CONFIG, ['data.source=arrow', `data.root=${dir}`]);
+      expect(await resolveDataset(cfg, (m) => said.push(m))).toEqual({ dir, origin: 'existing' });
+      expect(said).toEqual([`warning: data.dataset is 'meld' but ${join(dir, 'valid.arrow')} holds dataset 'cn_emotion' (from its metadata); set data.dataset=cn_emotion if that folder is the one you mean`]);
+      said.length = 0;
+      await resolveDataset(loadExperiment(CONFIG, ['data.source=arrow', `data.root=${dir}`, 'data.dataset=cn_emotion']), (m) => said.push(m));
+      expect(said).toEqual([]);
     } finally {
       tmp.cleanup();
     }

@@ -1,6 +1,22 @@
 import type { Argv, CommandModule } from 'yargs';
+import { EgmfError } from '../../errors.ts';
 import { importers } from '../../data/importers/index.ts';
 import type { Importer, ImportReport } from '../../data/importers/index.ts';
+
+/**
+ * `--input` as the importer takes it: one string, or (for importers that take several
+ * files) a string[] when several were given. yargs collects `--input a b c` and repeated
+ * `--input` into one array either way.
+ */
+function inputOf(imp: Importer, raw: unknown): string | string[] {
+  const values = (Array.isArray(raw) ? raw : [raw]).filter((v) => v !== undefined).map(String);
+  if (values.length === 0 || values.some((v) => v === '')) throw new EgmfError('--input needs a file or folder', { key: 'input' });
+  if (values.length === 1) return values[0]!;
+  if (!imp.manyInputs) {
+    throw new EgmfError(`the ${imp.name} importer takes one --input (a folder or file), got ${values.length}: ${values.join(' ')}`, { key: 'input' });
+  }
+  return values;
+}
 
 function importerCommand(imp: Importer): CommandModule {
   return {
@@ -8,12 +24,18 @@ function importerCommand(imp: Importer): CommandModule {
     describe: imp.describe,
     builder: (y: Argv) =>
       y
-        .option('input', { type: 'string', demandOption: true, describe: 'Source file or folder' })
+        .option('input', {
+          type: 'string', array: true, demandOption: true,
+          describe: imp.manyInputs
+            ? 'Source file(s) or folder; several files may follow one --input (--input a.csv b.csv c.csv), or repeat --input'
+            : 'Source folder or file (one)',
+        })
         .option('out', { type: 'string', demandOption: true, describe: 'Output folder for <split>.arrow files' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the import report as one JSON object' })
         .options(imp.options),
     handler: async (argv) => {
-      const report = await imp.run(argv as unknown as { input: string; out: string } & Record<string, unknown>);
+      const args = argv as unknown as { input: unknown; out: string } & Record<string, unknown>;
+      const report = await imp.run({ ...args, input: inputOf(imp, args.input) });
       printReport(report, Boolean(argv.json));
     },
   };

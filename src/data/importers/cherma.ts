@@ -26,6 +26,7 @@ import { SCHEMA_VERSION } from '../schema.ts';
 import type { AffectSample, DatasetMeta, SplitName } from '../schema.ts';
 import { cleanFrames } from './mmsa.ts';
 import { CHERMA_LABELS, CHERMA_LABELS_EN, labelIndex } from './mse-adapter.ts';
+import { oneInput } from './types.ts';
 import type { Importer, ImportReport } from './types.ts';
 
 const STAGES: [SplitName, string[]][] = [['train', ['train']], ['valid', ['valid', 'dev']], ['test', ['test']]];
@@ -133,5 +134,5 @@ export const chermaImporter: Importer = {
   name: 'cherma',
   describe: 'CHERMA extracted features: <stage>.json + audio/ visual/ <stage>/<id>.npy (LFMIM layout)',
   options: {},
-  run: (a) => importCherma({ input: a.input, out: a.out }),
+  run: async (a) => importCherma({ input: oneInput(a.input, 'cherma'), out: a.out }),
 };

@@ -20,6 +20,7 @@ import { PyReader } from '../pickle/access.ts';
 import type { NdArray, PyDict } from '../pickle/index.ts';
 import { SCHEMA_VERSION, SPLITS } from '../schema.ts';
 import type { AffectSample, DatasetMeta, Language, SplitName } from '../schema.ts';
+import { oneInput } from './types.ts';
 import type { Importer, ImportReport } from './types.ts';
 
 export const MMSA_DATASETS = ['mosei', 'mosi', 'sims-v2', 'sims'] as const;
@@ -206,5 +207,5 @@ export const mmsaImporter: Importer = {
     dataset: { type: 'string', choices: [...MMSA_DATASETS], describe: 'Dataset in the pickle (default: from the file name, else --language)' },
     language: { type: 'string', choices: ['en', 'zh'], describe: 'en → mosei, zh → sims-v2 when the file name does not say' },
   },
-  run: (a) => importMmsa({ input: a.input, out: a.out, dataset: a.dataset as string | undefined, language: a.language as string | undefined }),
+  run: async (a) => importMmsa({ input: oneInput(a.input, 'mmsa'), out: a.out, dataset: a.dataset as string | undefined, language: a.language as string | undefined }),
 };

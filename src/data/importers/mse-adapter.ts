@@ -16,6 +16,7 @@ import type { OpenPickle, PyDict } from '../pickle/index.ts';
 import { SCHEMA_VERSION } from '../schema.ts';
 import type { AffectSample, DatasetMeta, Language, SplitName } from '../schema.ts';
 import { clampLength, cleanFrames } from './mmsa.ts';
+import { oneInput } from './types.ts';
 import type { Importer, ImportReport } from './types.ts';
 
 /** MSE-Adapter's MELD label order (config_classification.py; the MELD prompt's target set). */
@@ -143,5 +144,5 @@ export const mseAdapterImporter: Importer = {
   options: {
     dataset: { type: 'string', choices: ['meld', 'cherma'], describe: 'Which dataset (default: from the file names)' },
   },
-  run: (a) => importMseAdapter({ input: a.input, out: a.out, dataset: a.dataset as string | undefined }),
+  run: async (a) => importMseAdapter({ input: oneInput(a.input, 'mse-adapter'), out: a.out, dataset: a.dataset as string | undefined }),
 };

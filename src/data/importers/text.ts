@@ -1,5 +1,5 @@
 /**
- * The shared back half of the text-only importers (MELD, CPED, generic CSV/JSONL): rows
+ * The shared back half of the text-only importers (MELD, CPED, generic CSV/JSON/JSONL): rows
  * with a raw label string become validated samples, written atomically with writeDataset.
  * Errors name the input file and line, never the temporary output.
  */
@@ -17,7 +17,7 @@ export interface TextRow {
   text: string;
   /** The label exactly as written in the source. */
   label: string;
-  /** 1-based line (CSV/JSONL) the row starts on, for error messages. */
+  /** 1-based line the row (CSV record, JSONL line, JSON array element) starts on, for error messages. */
   line: number;
   dialogueId?: string | null;
   utteranceIndex?: number | null;
@@ -53,12 +53,15 @@ export interface TextDatasetInfo {
 
 export const TEXT_ONLY_NOTE = 'text-only: no audio or vision features (audioDim = visionDim = 0, textOnly = true)';
 
-/** Split names accepted in split columns and file names. */
+/** Split names accepted in split columns, file names and `--split`. */
 const SPLIT_ALIASES: Record<string, SplitName> = {
   train: 'train', training: 'train',
-  dev: 'valid', val: 'valid', valid: 'valid', validation: 'valid',
+  dev: 'valid', val: 'valid', valid: 'valid', validation: 'valid', eval: 'valid', evaluation: 'valid',
   test: 'test', testing: 'test',
 };
+
+/** The accepted split names, for error messages. */
+export const SPLIT_NAMES_TEXT = 'train, dev, val, valid, validation, eval or test';
 
 export function splitAlias(value: string): SplitName | undefined {
   return SPLIT_ALIASES[value.trim().toLowerCase()];
@@ -66,6 +69,7 @@ export function splitAlias(value: string): SplitName | undefined {
 
 /** Checks `--input` is one existing folder and returns it. */
 export function requireFolder(path: unknown): string {
+  if (Array.isArray(path)) throw new EgmfError(`--input takes one folder here, got ${path.length}: ${path.join(' ')}`, { key: 'input' });
   if (typeof path !== 'string') throw new EgmfError(`--input takes one folder, got ${JSON.stringify(path)}`, { key: 'input' });
   if (!existsSync(path)) throw new EgmfError('folder not found', { file: path });
   if (!statSync(path).isDirectory()) throw new EgmfError('is a file, expected a folder', { file: path });
@@ -133,12 +137,28 @@ export function toSamples(s: TextSplit, spec: LabelSpec, labelKey: string): Affe
   });
 }
 
+export interface WriteTextOptions {
+  /**
+   * Metadata to write instead of the one built from `info` and `spec`: an import that adds
+   * splits to a folder copies the existing splits' metadata, because the loader and
+   * `data validate` require every split of a dataset to carry the same metadata.
+   */
+  meta?: DatasetMeta;
+  /**
+   * Split files already in `out` that this import deliberately keeps (adding splits beside
+   * them); any other split file there is stale and refused.
+   */
+  keep?: readonly SplitName[];
+}
+
 /**
  * Converts every split first (so a bad row anywhere writes nothing), refuses to leave a
- * split file from an earlier import beside the new ones, then writes all splits atomically.
+ * split file from an earlier import beside the new ones (unless the caller keeps it on
+ * purpose), then writes the new splits atomically; kept split files are not rewritten.
  */
 export async function writeTextDataset(
   out: string, info: TextDatasetInfo, spec: LabelSpec, splits: TextSplit[], labelKey: string, notes: string[] = [],
+  opts: WriteTextOptions = {},
 ): Promise<ImportReport> {
   const seen = new Map<SplitName, string>();
   for (const s of splits) {
@@ -150,11 +170,11 @@ export async function writeTextDataset(
   for (const s of splits) samples[s.split] = toSamples(s, spec, labelKey);
   for (const split of ['train', 'valid', 'test'] as const) {
     const stale = join(out, `${split}.arrow`);
-    if (samples[split] === undefined && existsSync(stale)) {
+    if (samples[split] === undefined && existsSync(stale) && !(opts.keep ?? []).includes(split)) {
       throw new EgmfError(`holds ${split}.arrow from an earlier import, which this import (splits: ${[...seen.keys()].join(', ')}) would not replace; remove it or choose another --out`, { file: out });
     }
   }
-  const counts = await writeDataset(out, textOnlyMeta(info, spec), samples);
+  const counts = await writeDataset(out, opts.meta ?? textOnlyMeta(info, spec), samples);
   return { dataset: info.dataset, outDir: out, splits: counts, notes: [TEXT_ONLY_NOTE, ...notes] };
 }
 

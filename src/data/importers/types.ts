@@ -1,4 +1,5 @@
 import type { Options } from 'yargs';
+import { EgmfError } from '../../errors.ts';
 
 /** What an import wrote, printed by `egmf data import` and returned to callers. */
 export interface ImportReport {
@@ -23,5 +24,18 @@ export interface Importer {
   describe: string;
   /** Extra yargs options beyond --input and --out. */
   options: Record<string, Options>;
-  run(args: { input: string; out: string } & Record<string, unknown>): Promise<ImportReport>;
+  /**
+   * Whether several `--input` values are accepted (`--input a.csv b.csv`). The CLI refuses
+   * several values for the others, which take one folder or file.
+   */
+  manyInputs?: boolean;
+  /** `input` is a string[] only when several were given (and only for `manyInputs` importers). */
+  run(args: { input: string | string[]; out: string } & Record<string, unknown>): Promise<ImportReport>;
+}
+
+/** The one `--input` of an importer that takes a single folder or file. */
+export function oneInput(input: string | string[], importer: string): string {
+  if (typeof input === 'string') return input;
+  if (input.length === 1) return input[0]!;
+  throw new EgmfError(`the ${importer} importer takes one --input (a folder or file), got ${input.length}: ${input.join(' ')}`, { key: 'input' });
 }
