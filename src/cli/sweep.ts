@@ -85,6 +85,7 @@ function printResult(r: SweepResult, json: boolean | undefined): void {
       parent_run_id: r.parentRunId,
       trials: r.trials,
       best: r.best ? { run_id: r.best.runId, params: r.best.params, metric: r.best.metric } : null,
+      baselines: r.baselines,
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
@@ -94,6 +95,8 @@ function printResult(r: SweepResult, json: boolean | undefined): void {
   if (r.best) {
     lines.push(`best configuration (trial ${r.best.trialId}, run ${r.best.runId}): metric = ${r.best.metric}`);
     for (const [k, v] of Object.entries(r.best.params)) lines.push(`  ${k} = ${JSON.stringify(v)}`);
+    const b = Object.entries(r.baselines).map(([k, v]) => `${k === 'tfidf' ? 'TF-IDF' : 'majority class'} ${v}`);
+    lines.push(`baselines on the best trial's data: ${b.length > 0 ? b.join(', ') : 'not recorded'}`);
   } else {
     lines.push('no trial completed: there is no best configuration');
   }

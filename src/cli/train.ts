@@ -8,6 +8,7 @@ import type { TrackingStore } from '../tracking/index.ts';
 import { trainExperiment } from '../train/trainer.ts';
 import type { TrainResult } from '../train/trainer.ts';
 import { publicConfig } from '../train/run-logger.ts';
+import { formatMeanStd, meanStdMetrics } from '../train/seeds.ts';
 
 export interface TrainArgs {
   config: string;
@@ -78,13 +79,30 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       const outDir = argv.out ? join(resolve(argv.out), `seed${seed}`) : defaultOutDir(cfg, seed);
       results.push(await trainOne(cfg, seed, outDir, argv.resume, store, experimentName, parent?.runId, say, false));
     }
-    const mean = meanMetrics(results.map((r) => r.test));
+    const test = meanStdMetrics(results.map((r) => r.test));
+    const baselines = meanStdMetrics(results.map((r) => r.baselines));
+    const mean = Object.fromEntries(Object.entries(test).map(([k, v]) => [k, v.mean]));
     if (parent) {
-      await parent.logMetrics(Object.fromEntries(Object.entries(mean).map(([k, v]) => [`test/${k}`, v])), 0);
+      await parent.logMetrics({
+        ...Object.fromEntries(Object.entries(test).flatMap(([k, v]) => [[`test/${k}`, v.mean], [`test/${k}_std`, v.std]])),
+        ...Object.fromEntries(Object.entries(baselines).map(([k, v]) => [`baseline/${k}/valid/${results[0]!.metricName}`, v.mean])),
+      }, 0);
       await parent.end('FINISHED');
     }
-    const out = { run_id: parent?.runId ?? null, seeds, test_mean: mean, runs: results.map((r) => ({ run_id: r.runId, test: r.test })) };
-    process.stdout.write(argv.json ? `${JSON.stringify(out)}\n` : `mean over seeds ${seeds.join(', ')}: ${fmtMetrics(mean)}\n`);
+    const out = {
+      run_id: parent?.runId ?? null, seeds, test_mean: mean, test_std: Object.fromEntries(Object.entries(test).map(([k, v]) => [k, v.std])),
+      baselines: Object.fromEntries(Object.entries(baselines).map(([k, v]) => [k, v.mean])),
+      runs: results.map((r) => ({ run_id: r.runId, test: r.test, best_valid: r.bestValid, learned: r.learned })),
+    };
+    if (argv.json) process.stdout.write(`${JSON.stringify(out)}
+`);
+    else {
+      const shown = Object.entries(test).filter(([k]) => !k.startsWith('f1_')).map(([k, v]) => `${k} ${formatMeanStd(v)}`).join(', ');
+      process.stdout.write(`test, mean ± std over seeds ${seeds.join(', ')}: ${shown}
+`);
+      process.stdout.write(`baselines, valid ${results[0]!.metricName}: ${Object.entries(baselines).map(([k, v]) => `${k} ${formatMeanStd(v)}`).join(', ')}
+`);
+    }
   },
 };
 
@@ -105,14 +123,6 @@ async function trainOne(
   });
 }
 
-function meanMetrics(all: Record<string, number>[]): Record<string, number> {
-  const keys = [...new Set(all.flatMap((m) => Object.keys(m)))];
-  return Object.fromEntries(keys.map((k) => {
-    const vals = all.map((m) => m[k]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-    return [k, vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length)];
-  }).filter(([, v]) => Number.isFinite(v as number)));
-}
-
 function fmtMetrics(m: Record<string, number>): string {
   return Object.entries(m).filter(([k]) => !k.startsWith('f1_')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
 }
@@ -120,7 +130,7 @@ function fmtMetrics(m: Record<string, number>): string {
 function printResult(r: TrainResult, json: boolean): void {
   const line = {
     run_id: r.runId, out_dir: r.outDir, metric: r.metricName, best_epoch: r.bestEpoch, best_valid: r.bestValid,
-    valid: r.valid, test: r.test, steps: r.steps, seconds: Math.round(r.seconds * 10) / 10,
+    valid: r.valid, test: r.test, baselines: r.baselines, learned: r.learned, steps: r.steps, seconds: Math.round(r.seconds * 10) / 10,
     train_samples_per_s: Math.round(r.trainSamplesPerSecond * 10) / 10,
   };
   if (json) {
@@ -128,6 +138,7 @@ function printResult(r: TrainResult, json: boolean): void {
     return;
   }
   process.stdout.write(`best epoch ${r.bestEpoch + 1}: valid ${r.metricName} ${r.bestValid?.toFixed(4) ?? 'n/a'}\n`);
+  process.stdout.write(`baselines, valid ${r.metricName}: ${Object.entries(r.baselines).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}${r.learned ? '' : ' (not beaten: the run learned nothing beyond the class prior)'}\n`);
   process.stdout.write(`test: ${fmtMetrics(r.test)}\n`);
   process.stdout.write(`run folder: ${r.outDir}\n`);
 }

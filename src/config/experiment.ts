@@ -97,6 +97,13 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         },
         positions: { kind: 'enum', values: ['index', 'time'], default: 'index', doc: 'Audio/vision positions: index = frame number; time = normalised time in the utterance, so frames of different rates line up' },
         pseudo_tokens: int(4, 1, 'Number of pseudo tokens injected into the LLM', 64),
+        aux_probe: {
+          kind: 'object',
+          doc: 'Auxiliary probe: a linear head on the fused vector trained beside the answer loss (CE on classes, L1 on scores); answers still come from the LLM',
+          fields: {
+            weight: num(0, 0, 'Weight of the probe loss in the total (0 = no probe)'),
+          },
+        },
         prompt: {
           kind: 'object',
           doc: 'Prompt conditioning',
@@ -199,6 +206,7 @@ export interface ExperimentConfig {
     gating: { depth: number; temperature: number; top_k: number; balance_weight: number; expert_norm: boolean };
     positions: 'index' | 'time';
     pseudo_tokens: number;
+    aux_probe: { weight: number };
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';
   };

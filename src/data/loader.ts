@@ -242,6 +242,22 @@ export class BatchLoader implements AsyncIterable<Batch> {
     return dropLast ? batches.filter((b) => b.length === B) : batches;
   }
 
+  /** Full texts and labels of the given samples (default: all), in order; for baselines. */
+  textsAndLabels(indices?: ArrayLike<number>): { texts: string[]; labels: Float32Array } {
+    const n = indices?.length ?? this.size;
+    const texts = new Array<string>(n);
+    const labels = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const g = indices === undefined ? i : indices[i]!;
+      if (!Number.isInteger(g) || g < 0 || g >= this.size) throw new EgmfError(`sample index ${g} is outside 0..${this.size - 1}`, { file: this.files[0] });
+      const c = this.chunks[this.chunkOf[g]!]!;
+      const r = this.rowOf[g]!;
+      texts[i] = utf8All(c.text)[r] ?? '';
+      labels[i] = c.label.values[r]!;
+    }
+    return { texts, labels };
+  }
+
   /** Builds the padded batch of the given sample indices. */
   batch(indices: Int32Array): Batch {
     const B = indices.length;

@@ -46,6 +46,8 @@ export interface SweepResult {
   parentRunId: string;
   trials: { completed: number; pruned: number; failed: number };
   best: { trialId: string; runId: string; params: Params; metric: number } | null;
+  /** The baselines' values of the sweep metric on the best trial's own data (`{majority, tfidf}`). */
+  baselines: Record<string, number>;
   trackingUri: string;
   summaryDir: string;
   /** False when the sweep was stopped before every trial finished. */
@@ -394,8 +396,13 @@ async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: Swe
   const best = study.best();
   const top = bestTrial(study);
   const summaryDir = join(dir, 'summary');
+  const baselines: Record<string, Record<string, number>> = {};
   if (finished) {
-    const files = buildSummary({ spec, trials, runIds: runs.runIds, ...(top ? { bestTrialId: top.id } : {}) });
+    for (const t of trials) {
+      const runId = runs.runIds[t.id];
+      if (t.state !== 'failed') await safe(`baselines of ${t.id}`, async () => { baselines[t.id] = await trialBaselines(dir, t.id, runId, tracker, spec.metric.name); });
+    }
+    const files = buildSummary({ spec, trials, runIds: runs.runIds, baselines, ...(top ? { bestTrialId: top.id } : {}) });
     mkdirSync(summaryDir, { recursive: true });
     for (const [name, text] of Object.entries(files)) writeFileSync(join(summaryDir, name), text);
     await safe('orphaned runs', () => tracker.supersedeOrphans(runs.runIds));
@@ -410,8 +417,32 @@ async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: Swe
     parentRunId: meta.parentRunId,
     trials: { completed: counts.completed, pruned: counts.pruned, failed: counts.failed },
     best: best && top && runId !== undefined ? { trialId: top.id, runId, params: best.params, metric: best.value } : null,
+    baselines: (top && baselines[top.id]) ?? {},
     trackingUri: meta.trackingUri,
     summaryDir,
     finished,
   };
+}
+
+/**
+ * A trial's baselines (`{majority, tfidf}`) as values of the sweep metric: from its run
+ * folder's summary.json when the trial ran here, else from the `baseline/<name>/<metric>`
+ * metrics its run logged (a trial that ran on another machine's worker).
+ */
+async function trialBaselines(dir: string, trialId: string, runId: string | undefined, tracker: SweepTracker, metric: string): Promise<Record<string, number>> {
+  const key = metric.startsWith('valid/') ? metric.slice('valid/'.length) : metric;
+  const file = join(dir, 'trials', trialId, 'summary.json');
+  const out: Record<string, number> = {};
+  if (existsSync(file)) {
+    const detail = (JSON.parse(readFileSync(file, 'utf8')) as { baselines_detail?: Record<string, { valid?: Record<string, number> }> }).baselines_detail ?? {};
+    for (const [name, b] of Object.entries(detail)) if (typeof b?.valid?.[key] === 'number') out[name] = b.valid[key];
+    return out;
+  }
+  if (runId === undefined) return out;
+  const run = await tracker.store.getRun(runId);
+  for (const name of ['majority', 'tfidf']) {
+    const v = run.data.metrics[`baseline/${name}/valid/${key}`];
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
 import type { ParamDef, JsonValue } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import type { TrialRecord } from './study.ts';
+import { formatMeanStd, meanStd } from '../train/seeds.ts';
 
 export interface SummaryInput {
   spec: SweepSpec;
@@ -14,7 +15,11 @@ export interface SummaryInput {
   runIds: Readonly<Record<string, string>>;
   /** Best seed-trial id (marked in the table). */
   bestTrialId?: string;
+  /** Trial id → its baselines' values of the sweep metric on its own data (`{majority, tfidf}`). */
+  baselines?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
+
+const BASELINE_COLUMNS = ['majority', 'tfidf'] as const;
 
 const W = 640;
 const H = 400;
@@ -53,7 +58,7 @@ export function buildSummary(input: SummaryInput): Record<string, string> {
 }
 
 function header(input: SummaryInput): string[] {
-  return ['trial_id', 'number', 'seed', 'state', input.spec.metric.name, 'last_step', 'run_id', 'best', ...input.spec.parameters.map((p) => p.name), 'error'];
+  return ['trial_id', 'number', 'seed', 'state', input.spec.metric.name, ...BASELINE_COLUMNS.map((b) => `baseline_${b}`), 'last_step', 'run_id', 'best', ...input.spec.parameters.map((p) => p.name), 'error'];
 }
 
 function row(input: SummaryInput, t: TrialRecord): string[] {
@@ -64,6 +69,10 @@ function row(input: SummaryInput, t: TrialRecord): string[] {
     t.seed === null ? '' : String(t.seed),
     STATE_LABEL[t.state],
     t.value === undefined ? '' : fmt(t.value),
+    ...BASELINE_COLUMNS.map((b) => {
+      const v = input.baselines?.[t.id]?.[b];
+      return v === undefined ? '' : fmt(v);
+    }),
     last === undefined ? '' : String(last[0]),
     input.runIds[t.id] ?? '',
     t.id === input.bestTrialId ? 'true' : '',
@@ -87,11 +96,23 @@ export function trialsMarkdown(input: SummaryInput): string {
   const lines = [
     `# Sweep ${input.spec.name}: ${input.trials.length} trials (${input.spec.method}, ${input.spec.metric.goal} ${input.spec.metric.name})`,
     '',
+    ...bestLine(input),
     `| ${h.join(' | ')} |`,
     `| ${h.map(() => '---').join(' | ')} |`,
     ...input.trials.map((t) => `| ${row(input, t).map(md).join(' | ')} |`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The best trial beside the baselines of its own data, and the seeds' mean ± std when it has several. */
+function bestLine(input: SummaryInput): string[] {
+  const best = input.trials.find((t) => t.id === input.bestTrialId);
+  if (best?.value === undefined) return [];
+  const b = input.baselines?.[best.id] ?? {};
+  const seeds = input.trials.filter((t) => t.number === best.number && t.state === 'complete' && t.value !== undefined).map((t) => t.value!);
+  const spread = seeds.length > 1 ? ` (configuration over ${seeds.length} seeds: ${formatMeanStd(meanStd(seeds))})` : '';
+  const base = BASELINE_COLUMNS.filter((k) => b[k] !== undefined).map((k) => `${k === 'tfidf' ? 'TF-IDF' : 'majority class'} ${fmt(b[k]!)}`);
+  return [`Best: trial ${best.id}, ${input.spec.metric.name} ${fmt(best.value)}${spread}; baselines on its data: ${base.length > 0 ? base.join(', ') : 'not recorded'}.`, ''];
 }
 
 /** Maps a parameter's values to [0, 1]; categoricals get evenly spaced slots. */

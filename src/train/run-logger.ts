@@ -119,7 +119,7 @@ export class RunLogger {
   }
 
   /** Logs the run's files as artifacts and ends the run. */
-  async finish(outDir: string, s: Setup, summary: { bestValid: number | null; metricName: string }, status: RunStatus): Promise<void> {
+  async finish(outDir: string, s: Setup, summary: { bestValid: number | null; metricName: string; learned: boolean }, status: RunStatus): Promise<void> {
     if (this.run === null) return;
     const run = this.run;
     await run.logArtifactBytes('config.yaml', new TextEncoder().encode(toYaml(unflattenForDisplay(publicConfig(this.cfg)))));
@@ -132,6 +132,7 @@ export class RunLogger {
     }
     if (summary.bestValid !== null) await run.setTag('egmf.best_valid', `${summary.metricName}=${summary.bestValid}`);
     await run.setTag('egmf.dataset.size', String(s.loaders.train?.size ?? 0));
+    await run.setTag('egmf.learned', String(summary.learned));
     await run.end(status);
   }
 }

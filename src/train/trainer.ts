@@ -29,6 +29,8 @@ import { evaluate } from './evaluate.ts';
 import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
+import { baselineMetrics, baselineValues, beats, computeBaselines, describeBaselines } from './baselines/index.ts';
+import type { Baselines } from './baselines/index.ts';
 import type { TrackingTarget } from './run-logger.ts';
 
 export interface TrainOptions {
@@ -62,6 +64,11 @@ export interface TrainResult {
   seconds: number;
   trainSamplesPerSecond: number;
   history: TrainerState['history'];
+  /** Each baseline's validation value of the run's metric: `{majority, tfidf}`. */
+  baselines: Record<string, number>;
+  baselinesDetail: Baselines;
+  /** Whether the best validation value beats the majority-class baseline. */
+  learned: boolean;
 }
 
 export async function trainExperiment(cfg: ExperimentConfig, o: TrainOptions): Promise<TrainResult> {
@@ -92,6 +99,11 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const stepsPerEpoch = plans(0).length;
   if (stepsPerEpoch === 0) throw new EgmfError('the training split yields no batch', { file: train.files[0], key: 'train.batch_size' });
   const totalSteps = Math.min(cfg.train.epochs * stepsPerEpoch, cfg.train.max_steps ?? Infinity);
+
+  // The same data through the majority class and a TF-IDF text model: what "learned" means.
+  const subset = trainSubset(train, cfg.data.limit_train, seed);
+  const baselines = computeBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
+  say(describeBaselines(baselines, metricName));
 
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
   const es = new EarlyStopping(goal, cfg.train.patience);
@@ -138,7 +150,8 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       // Every epoch's last step is logged too, so a run shorter than log_every (e.g. a trial
       // pruned after one epoch) still has a loss curve.
       if (state.step % cfg.train.log_every === 0 || state.step === totalSteps || b === plan.length - 1) {
-        logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss }, state.step);
+        const probe = model.lastStats?.probe;
+        logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss, ...(probe !== undefined ? { 'train/probe': probe } : {}) }, state.step);
       }
       progress.tick(1, { epoch: epoch + 1, loss });
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
@@ -171,13 +184,20 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const bestValid = evaluate(model, valid, meta);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
+  logger.metrics(baselineMetrics(baselines), state.step);
   await logger.flush();
+  const majority = baselines.majority.valid[metricName]!;
+  const learned = beats(es.best, majority, goal);
+  if (!learned) {
+    say(`warning: the best valid ${metricName} (${es.best?.toFixed(4) ?? 'none'}) does not beat the majority-class baseline (${majority.toFixed(4)}): this run learned nothing beyond the class prior`);
+  }
   const result: TrainResult = {
     runId: logger.runId, outDir: o.outDir, metricName, goal, bestEpoch: es.bestEpoch, bestValid: es.best,
     valid: bestValid.metrics, test: test?.metrics ?? {}, pruned, steps: state.step,
     seconds: (performance.now() - t0) / 1000,
     trainSamplesPerSecond: trainSamples > 0 ? trainSamples / trainSeconds : 0,
     history: state.history,
+    baselines: baselineValues(baselines, metricName), baselinesDetail: baselines, learned,
   };
   writeOutputs(o.outDir, s, result, bestValid, test);
   await logger.finish(o.outDir, s, result, pruned ? 'KILLED' : 'FINISHED');
@@ -204,11 +224,19 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   return { loss, gradNorm: clipped.norm };
 }
 
-/** The batches of one epoch: the loader's own plan, or a fixed seeded subset (`data.limit_train`). */
-function epochPlan(loader: Setup['loaders']['train'] & object, epoch: number, limit: number | null, seed: number, batchSize: number): Int32Array[] {
-  if (limit === null || limit >= loader.size) return loader.plan(epoch);
+type Loader = Setup['loaders']['train'] & object;
+
+/** The fixed seeded subset of training samples that `data.limit_train` keeps (null: all of them). */
+export function trainSubset(loader: Loader, limit: number | null, seed: number): number[] | null {
+  if (limit === null || limit >= loader.size) return null;
   const all = loader.plan(0).flatMap((b) => Array.from(b)).sort((a, b) => a - b);
-  const pick = seededShuffle(all, `egmf-subset/${seed}`).slice(0, limit);
+  return seededShuffle(all, `egmf-subset/${seed}`).slice(0, limit);
+}
+
+/** The batches of one epoch: the loader's own plan, or a fixed seeded subset (`data.limit_train`). */
+function epochPlan(loader: Loader, epoch: number, limit: number | null, seed: number, batchSize: number): Int32Array[] {
+  const pick = trainSubset(loader, limit, seed);
+  if (pick === null) return loader.plan(epoch);
   const order = seededShuffle(pick, `egmf-subset/${seed}/${epoch}`);
   const out: Int32Array[] = [];
   for (let i = 0; i < order.length; i += batchSize) out.push(Int32Array.from(order.slice(i, i + batchSize)));
@@ -236,6 +264,7 @@ function writeOutputs(dir: string, s: Setup, r: TrainResult, valid: EvalResult, 
   const summary = {
     run_id: r.runId, dataset: s.meta.dataset, language: s.meta.language, task: s.meta.task,
     metric: r.metricName, goal: r.goal, best_epoch: r.bestEpoch, best_valid: r.bestValid,
+    baselines: r.baselines, learned: r.learned, baselines_detail: r.baselinesDetail,
     valid: r.valid, test: r.test, pruned: r.pruned, steps: r.steps, seconds: r.seconds,
     train_samples_per_s: r.trainSamplesPerSecond, backend: s.backend.name,
     confusion_test: test?.confusion, gates_test: test?.gates, history: r.history,

@@ -99,7 +99,7 @@ describe('a full local sweep in MLflow', () => {
     const art = (await store.listArtifacts(r.parentRunId, 'summary')).map((a) => a.path).sort();
     expect(art).toEqual(['summary/parallel_coordinates.svg', 'summary/train.lr_vs_valid_score.svg', 'summary/trials.csv', 'summary/trials.md']);
     const csv = new TextDecoder().decode(await store.downloadArtifact(r.parentRunId, 'summary/trials.csv')).trim().split('\n');
-    expect(csv[0]).toBe('trial_id,number,seed,state,valid/score,last_step,run_id,best,train.lr,error');
+    expect(csv[0]).toBe('trial_id,number,seed,state,valid/score,baseline_majority,baseline_tfidf,last_step,run_id,best,train.lr,error');
     expect(csv).toHaveLength(5);
   });
 

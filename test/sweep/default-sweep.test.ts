@@ -5,7 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fmt } from '../../src/sweep/summary.ts';
 import { REPO, runPython, tempDir } from '../helpers.ts';
 
 const tmp = tempDir('egmf-default-sweep-');
@@ -25,12 +27,16 @@ describe('npm run sweep (reduced)', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       sweep_id: string; parent_run_id: string; trials: { completed: number; pruned: number; failed: number };
-      best: { run_id: string; params: Record<string, unknown>; metric: number };
+      best: { run_id: string; params: Record<string, unknown>; metric: number }; baselines: Record<string, number>;
     };
     expect(out.trials.failed).toBe(0);
     expect(out.trials.completed + out.trials.pruned).toBe(2);
     expect(out.best.metric).toBeGreaterThan(0);
     expect(Object.keys(out.best.params)).toEqual(expect.arrayContaining(['data.dataset', 'model.gating.depth', 'llm.lora.rank']));
+    // The best trial's own baselines beside it (majority class and TF-IDF of its dataset).
+    expect(Object.keys(out.baselines).sort()).toEqual(['majority', 'tfidf']);
+    expect(out.baselines.majority).toBeGreaterThan(0);
+    expect(out.baselines.majority).toBeLessThan(out.baselines.tfidf!);
     const py = runPython(`
 import sys, json, os
 os.environ['MLFLOW_ALLOW_FILE_STORE'] = 'true'
@@ -49,6 +55,8 @@ print(json.dumps({
     const got = JSON.parse(py.stdout.trim().split('\n').pop()!);
     expect(got.parent_tags['sweep.best_run_id']).toBe(out.best.run_id);
     expect(got.parent_artifacts).toEqual(expect.arrayContaining(['summary/trials.csv', 'summary/parallel_coordinates.svg']));
+    const md = readFileSync(join(tmp.path, 'sweeps', out.sweep_id, 'summary', 'trials.md'), 'utf8');
+    expect(md).toContain(`baselines on its data: majority class ${fmt(out.baselines.majority!)}, TF-IDF ${fmt(out.baselines.tfidf!)}`);
     expect(got.kids).toHaveLength(2);
     for (const k of got.kids) {
       expect(['completed', 'pruned']).toContain(k.state);

@@ -81,10 +81,32 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'metrics': r
     expect(got.tags['egmf.dataset.language']).toBe('en');
     expect(got.tags['egmf.backend']).toBe('wasm');
     expect(got.tags['mlflow.source.git.commit']).toMatch(/^[0-9a-f]{40}$/);
-    expect(Object.keys(got.metrics)).toEqual(expect.arrayContaining(['valid/weighted_f1', 'test/weighted_f1', 'test/acc', 'system/live_tensors']));
+    expect(Object.keys(got.metrics)).toEqual(expect.arrayContaining(['valid/weighted_f1', 'test/weighted_f1', 'test/acc', 'system/live_tensors',
+      'baseline/majority/valid/weighted_f1', 'baseline/majority/test/weighted_f1', 'baseline/tfidf/valid/weighted_f1', 'baseline/tfidf/test/acc']));
+    expect(got.tags['egmf.learned']).toMatch(/^(true|false)$/);
+    // The run's summary holds the same baselines it logged, and prints them.
+    const sum = JSON.parse(readFileSync(join(tmp.path, 'file-run', 'summary.json'), 'utf8')) as { baselines: Record<string, number>; learned: boolean; best_valid: number };
+    expect(sum.baselines).toEqual({ majority: got.metrics['baseline/majority/valid/weighted_f1'], tfidf: got.metrics['baseline/tfidf/valid/weighted_f1'] });
+    expect(String(sum.learned)).toBe(got.tags['egmf.learned']);
+    expect(sum.learned).toBe(sum.best_valid > sum.baselines.majority!);
+    expect(r.stdout).toContain(`baselines, valid weighted_f1: majority ${sum.baselines.majority!.toFixed(4)}, tfidf ${sum.baselines.tfidf!.toFixed(4)}`);
+    expect(r.stderr).toMatch(/baselines, valid weighted_f1: majority class 0\.\d{4}, TF-IDF \(word 1-2-grams\) \+ logistic \(C [\d.]+\) 0\.\d{4}/);
     expect(got.artifacts).toEqual(expect.arrayContaining(['config.yaml', 'summary.json', 'predictions-test.csv', 'checkpoint']));
     expect(got.checkpoint).toEqual(expect.arrayContaining(['checkpoint/fusion.safetensors', 'checkpoint/adapter']));
     expect(got.inputs.sort()).toEqual(['meld-test', 'meld-train', 'meld-valid']);
+  });
+
+  it('warns when a run does not beat the majority-class baseline of its own data', () => {
+    // A learning rate too small to move the weights: the run cannot learn anything.
+    const sets = [...SETS, 'train.lr=1e-12', 'train.epochs=1'];
+    const out = join(tmp.path, 'no-learning');
+    const r = runCli(['train', '--config', CONFIG, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out, '--json'], { env });
+    expect(r.status).toBe(0);
+    const line = JSON.parse(r.stdout.trim().split('\n').pop()!) as { best_valid: number; baselines: Record<string, number>; learned: boolean };
+    expect(line.learned).toBe(false);
+    expect(line.best_valid).toBeLessThanOrEqual(line.baselines.majority!);
+    expect(r.stderr).toContain(`warning: the best valid weighted_f1 (${line.best_valid.toFixed(4)}) does not beat the majority-class baseline (${line.baselines.majority!.toFixed(4)})`);
+    expect((JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { learned: boolean }).learned).toBe(false);
   });
 
   it('resumes a killed run and ends with the same metrics as an uninterrupted one', async () => {

@@ -8,7 +8,7 @@ import { EgmfError } from '../../errors.ts';
 import { ModalityEncoder, type ModalitySeq } from './encoders.ts';
 import { buildExperts, type Expert } from './experts.ts';
 import { HierarchicalGate, type GateOutput } from './gating.ts';
-import { LayerNorm, maskedMean, Params, type ForwardCtx } from './layers.ts';
+import { LayerNorm, Linear, maskedMean, Params, type ForwardCtx } from './layers.ts';
 import { PseudoTokenProjector } from './pseudo-tokens.ts';
 
 export type FusionConfig = ExperimentConfig['model'];
@@ -20,11 +20,15 @@ export interface FusionDims {
   llmWidth: number;
   /** Typical norm of an LLM token embedding (pseudo tokens are scaled to it). */
   embeddingNorm: number;
+  /** Outputs of the auxiliary probe (classes, or 1 for a score); needed when aux_probe.weight > 0. */
+  probeOutputs?: number;
 }
 
 export interface FusionOutput {
   pseudo: tf.Tensor3D; // [B, K, D_llm]
   gates: GateOutput;
+  /** The auxiliary probe's outputs on the fused vector [B, P], when there is a probe. */
+  probe: tf.Tensor2D | null;
 }
 
 export class FusionNetwork {
@@ -36,6 +40,8 @@ export class FusionNetwork {
   readonly expertNorms: LayerNorm[];
   readonly gate: HierarchicalGate;
   readonly projector: PseudoTokenProjector;
+  /** Linear head on the fused vector (`aux_probe`), or null. */
+  readonly probe: Linear | null;
 
   constructor(readonly cfg: FusionConfig, dims: FusionDims, seed: number) {
     checkFusionConfig(cfg);
@@ -55,6 +61,10 @@ export class FusionNetwork {
       this.expertNorms = cfg.gating.expert_norm ? this.experts.map((e) => new LayerNorm(root.sub(`gate.expert_norm.${e.name}`), cfg.width)) : [];
       this.gate = new HierarchicalGate(root.sub('gate'), this.experts, cfg.modalities.length, cfg.modalities.length * cfg.width, cfg.gating);
       this.projector = new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
+      if (cfg.aux_probe.weight > 0 && !(dims.probeOutputs !== undefined && dims.probeOutputs > 0)) {
+        throw new EgmfError('model.aux_probe needs the number of classes (or 1 for regression)', { key: 'model.aux_probe.weight' });
+      }
+      this.probe = cfg.aux_probe.weight > 0 ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs!) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;
@@ -71,7 +81,8 @@ export class FusionNetwork {
       return this.expertNorms.length > 0 ? (this.expertNorms[i]!.apply(o) as tf.Tensor3D) : o;
     }); // E × [B, M, d]
     const gates = this.gate.apply(context, outs);
-    return { pseudo: this.projector.apply(gates.fused, ctx), gates };
+    const probe = this.probe === null ? null : (this.probe.apply(gates.fused) as tf.Tensor2D); // [B, P]
+    return { pseudo: this.projector.apply(gates.fused, ctx), gates, probe };
   }
 
   variables(): tf.Variable[] {

@@ -58,6 +58,8 @@ export interface LossStats {
   ce: number;
   /** Unweighted load-balancing loss. */
   balance: number;
+  /** Unweighted auxiliary probe loss, when there is a probe. */
+  probe?: number;
   gates: GateReport;
 }
 
@@ -81,7 +83,9 @@ export class EgmfModel {
 
   constructor(readonly opts: EgmfModelOptions) {
     const d = opts.llm.config.hiddenSize;
-    this.fusion = new FusionNetwork(opts.model, { inputs: { text: d, audio: opts.features.audio, vision: opts.features.vision }, llmWidth: d, embeddingNorm: this.embeddingNorm() }, opts.seed);
+    const task = opts.grammar.task;
+    const probeOutputs = task.kind === 'classification' ? task.labelNames.length : 1;
+    this.fusion = new FusionNetwork(opts.model, { inputs: { text: d, audio: opts.features.audio, vision: opts.features.vision }, llmWidth: d, embeddingNorm: this.embeddingNorm(), probeOutputs }, opts.seed);
   }
 
   /**
@@ -103,7 +107,7 @@ export class EgmfModel {
     const training = opts.training ?? true;
     const g = this.opts.grammar;
     return tf.tidy(() => {
-      const { pseudo, gates } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training));
+      const { pseudo, gates, probe } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training));
       const layouts = this.layouts(batch, (i) => this.targetTokens(batch, i));
       const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
       const hidden = this.runLlm(a, pseudo, training); // [B, N, D]
@@ -113,8 +117,20 @@ export class EgmfModel {
       const targets = Array.from(a.targets, (id) => (id < 0 ? 0 : g.vocabIndex.get(id)!)); // every target token is in the grammar
       const mask = Array.from(a.targets, (id) => (id < 0 ? 0 : 1));
       const ce = softmaxCrossEntropy(logits, targets, mask);
-      const total = tf.add(ce, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
-      this.lastStats = { ce: ce.dataSync()[0]!, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates) };
+      let total = tf.add(ce, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
+      let probeLoss: tf.Scalar | null = null;
+      if (probe !== null) {
+        // The probe trains the fusion network directly, at the speed of a linear head, while
+        // the answer loss reaches it only through the frozen LLM.
+        probeLoss = g.task.kind === 'classification'
+          ? softmaxCrossEntropy(probe, batch.labels)
+          : (tf.mean(tf.abs(tf.sub(tf.reshape(probe, [-1]), tf.tensor1d(Float32Array.from(batch.labels))))) as tf.Scalar);
+        total = tf.add(total, tf.mul(this.opts.model.aux_probe.weight, probeLoss)) as tf.Scalar;
+      }
+      this.lastStats = {
+        ce: ce.dataSync()[0]!, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates),
+        ...(probeLoss !== null ? { probe: probeLoss.dataSync()[0]! } : {}),
+      };
       return total;
     });
   }

@@ -233,6 +233,43 @@ describe('decoding modes', () => {
     }
   });
 
+  it('the auxiliary probe adds weight × its loss to the total, trains the fusion network, and leaves decoding to the LLM', () => {
+    const batch = makeBatch(6, 5);
+    const plain = build(tinyModel(), 3);
+    const probed = build(tinyModel({ aux_probe: { weight: 0.5 } }), 3);
+    try {
+      expect(plain.egmf.fusion.probe).toBeNull();
+      expect(probed.egmf.fusion.variables().length).toBe(plain.egmf.fusion.variables().length + 2); // weight, bias
+      const total = probed.egmf.loss(batch, { training: false });
+      const st = probed.egmf.lastStats!;
+      expect(st.probe).toBeGreaterThan(0);
+      // 3 classes at a fresh linear head: the probe's CE starts near ln 3.
+      expect(Math.abs(st.probe! - Math.log(3))).toBeLessThan(1.0);
+      expect(total.dataSync()[0]!).toBeCloseTo(st.ce + 0.01 * st.balance + 0.5 * st.probe!, 5);
+      total.dispose();
+      // Same seed: the probe changes neither the answer loss nor the decoded answers.
+      plain.egmf.loss(batch, { training: false }).dispose();
+      expect(st.ce).toBeCloseTo(plain.egmf.lastStats!.ce, 6);
+      expect(probed.egmf.predict(batch).values).toEqual(plain.egmf.predict(batch).values);
+      // The probe's gradient reaches the encoders, not only its own head: the same encoder
+      // variable gets a different gradient with the probe than without it.
+      const encoderGrad = (m: ReturnType<typeof build>): Float32Array => {
+        const v = [...m.egmf.fusion.params.vars].find(([name]) => name.startsWith('egmf.encoders.audio.'))![1];
+        const { grads } = tf.variableGrads(() => m.egmf.loss(batch, { training: false }), [v]);
+        const out = grads[v.name]!.dataSync() as Float32Array;
+        tf.dispose(Object.values(grads));
+        return out;
+      };
+      const gp = encoderGrad(probed);
+      const g0 = encoderGrad(plain);
+      expect(gp.reduce((m, x, i) => Math.max(m, Math.abs(x - g0[i]!)), 0)).toBeGreaterThan(1e-6);
+    } finally {
+      plain.dispose();
+      probed.dispose();
+    }
+    expect(() => build(tinyModel({ aux_probe: { weight: -1 } }), 3)).toThrow(/aux_probe\.weight/);
+  });
+
   it('grammarTokenizer needs an EOS token', () => {
     expect(() => grammarTokenizer({ encode: () => [], decode: () => '', eosTokenId: undefined }, undefined, 'tok/tokenizer_config.json')).toThrow(/tokenizer_config\.json.*eos_token/);
   });

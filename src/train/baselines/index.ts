@@ -1,0 +1,161 @@
+/**
+ * The baselines every run is judged against, computed from the run's own data:
+ *  - majority: the training split's most frequent class (classification; the first on ties,
+ *    as scikit-learn's DummyClassifier) or its mean label (regression);
+ *  - tfidf: TF-IDF + logistic regression (classification) or ridge regression (regression)
+ *    on the text alone; word 1-2-grams for English, character 1-3-grams for Chinese. Its one
+ *    hyper-parameter (C, or alpha) is chosen on the validation split by the run's metric,
+ *    just as the run chooses its best epoch there.
+ * A run that does not beat the majority baseline on validation has learned nothing beyond
+ * the class prior, and says so.
+ */
+import { EgmfError } from '../../errors.ts';
+import type { DatasetMeta } from '../../data/schema.ts';
+import { metricsForMeta } from '../metrics.ts';
+import type { MetricRecord } from '../metrics.ts';
+import { fitLogistic, fitRidge, predictClass, predictRidge } from './linear.ts';
+import { TfidfVectorizer } from './tfidf.ts';
+import type { Csr, TfidfOptions } from './tfidf.ts';
+
+export { analyze, TfidfVectorizer } from './tfidf.ts';
+export type { Analyzer, Csr, TfidfOptions } from './tfidf.ts';
+export { fitLogistic, fitRidge, lbfgs, predictClass, predictProba, predictRidge } from './linear.ts';
+
+/** One split's texts and labels (class index or score). */
+export interface SplitTexts {
+  texts: readonly string[];
+  labels: ArrayLike<number>;
+}
+
+export interface BaselineScores {
+  valid: MetricRecord;
+  test?: MetricRecord;
+}
+
+export interface Baselines {
+  majority: BaselineScores & { prediction: number };
+  /** Absent when the texts hold no terms (e.g. a dataset without text). */
+  tfidf?: BaselineScores & { features: TfidfOptions & { vocabulary: number }; model: 'logistic' | 'ridge'; C?: number; alpha?: number };
+}
+
+export interface BaselineOptions {
+  /** The metric that picks the TF-IDF model's hyper-parameter on validation. */
+  metric: string;
+  goal: 'max' | 'min';
+  cGrid?: readonly number[];
+  alphaGrid?: readonly number[];
+}
+
+const C_GRID = [0.25, 1, 4, 16] as const;
+const ALPHA_GRID = [0.1, 1, 10] as const;
+
+/** The TF-IDF features a language gets. */
+export function tfidfOptionsFor(language: string): TfidfOptions {
+  return language === 'zh' ? { analyzer: 'char', ngram: [1, 3] } : { analyzer: 'word', ngram: [1, 2] };
+}
+
+function checkSplit(s: SplitTexts, name: string): void {
+  if (s.texts.length === 0) throw new EgmfError(`the ${name} split is empty: baselines need samples`, { key: `data.${name}_split` });
+  if (s.texts.length !== s.labels.length) throw new EgmfError(`the ${name} split has ${s.texts.length} texts but ${s.labels.length} labels`, { key: `data.${name}_split` });
+}
+
+export function computeBaselines(meta: DatasetMeta, train: SplitTexts, valid: SplitTexts, test: SplitTexts | null, o: BaselineOptions): Baselines {
+  checkSplit(train, 'train');
+  checkSplit(valid, 'valid');
+  if (test) checkSplit(test, 'test');
+  const metrics = metricsForMeta(meta);
+  const score = (pred: ArrayLike<number>, s: SplitTexts): MetricRecord => metrics(pred, s.labels);
+  const classification = meta.task === 'classification';
+  const K = meta.labelNames?.length ?? 0;
+
+  let prediction: number;
+  if (classification) {
+    const counts = new Array<number>(K).fill(0);
+    for (let i = 0; i < train.labels.length; i++) counts[train.labels[i]!]! += 1;
+    prediction = counts.indexOf(Math.max(...counts));
+  } else {
+    let sum = 0;
+    for (let i = 0; i < train.labels.length; i++) sum += train.labels[i]!;
+    prediction = sum / train.labels.length;
+  }
+  const constant = (s: SplitTexts) => new Float64Array(s.labels.length).fill(prediction);
+  const out: Baselines = {
+    majority: { prediction, valid: score(constant(valid), valid), ...(test ? { test: score(constant(test), test) } : {}) },
+  };
+
+  const features = tfidfOptionsFor(meta.language);
+  const vec = new TfidfVectorizer(features);
+  try {
+    vec.fit(train.texts);
+  } catch (e) {
+    if (e instanceof EgmfError) return out; // no usable text: the majority baseline only
+    throw e;
+  }
+  const Xtr = vec.transform(train.texts);
+  const Xva = vec.transform(valid.texts);
+  const Xte = test ? vec.transform(test.texts) : null;
+  const better = (a: number, b: number) => (o.goal === 'max' ? a > b : a < b);
+  let best: { value: number; param: number; predict: (X: Csr) => ArrayLike<number> } | null = null;
+  const labels = Int32Array.from(train.labels);
+  for (const param of classification ? (o.cGrid ?? C_GRID) : (o.alphaGrid ?? ALPHA_GRID)) {
+    let predict: (X: Csr) => ArrayLike<number>;
+    if (classification) {
+      const m = fitLogistic(Xtr, labels, K, param);
+      predict = (X) => predictClass(m, X);
+    } else {
+      const m = fitRidge(Xtr, train.labels, param);
+      predict = (X) => predictRidge(m, X);
+    }
+    const value = score(predict(Xva), valid)[o.metric];
+    if (value === undefined) throw new EgmfError(`metric '${o.metric}' does not exist for this dataset`, { key: 'train.metric' });
+    if (best === null || better(value, best.value)) best = { value, param, predict };
+  }
+  out.tfidf = {
+    features: { ...features, vocabulary: vec.vocabulary.size },
+    model: classification ? 'logistic' : 'ridge',
+    ...(classification ? { C: best!.param } : { alpha: best!.param }),
+    valid: score(best!.predict(Xva), valid),
+    ...(Xte && test ? { test: score(best!.predict(Xte), test) } : {}),
+  };
+  return out;
+}
+
+/** `{majority: x, tfidf: y}`: each baseline's validation value of `metric` (summary.json, sweep summaries). */
+export function baselineValues(b: Baselines, metric: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const m = b.majority.valid[metric];
+  if (m !== undefined) out.majority = m;
+  const t = b.tfidf?.valid[metric];
+  if (t !== undefined) out.tfidf = t;
+  return out;
+}
+
+/** Whether `value` beats `baseline` under the goal (NaN beats nothing). */
+export function beats(value: number | null, baseline: number, goal: 'max' | 'min'): boolean {
+  if (value === null || !Number.isFinite(value)) return false;
+  return goal === 'max' ? value > baseline + 1e-9 : value < baseline - 1e-9;
+}
+
+/** Flat MLflow metrics: `baseline/<name>/<split>/<metric>`. */
+export function baselineMetrics(b: Baselines): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, s] of Object.entries(b) as [string, BaselineScores | undefined][]) {
+    if (s === undefined) continue;
+    for (const [split, rec] of [['valid', s.valid], ['test', s.test]] as const) {
+      if (rec === undefined) continue;
+      for (const [k, v] of Object.entries(rec)) if (Number.isFinite(v)) out[`baseline/${name}/${split}/${k}`] = v;
+    }
+  }
+  return out;
+}
+
+/** One line for the run's log: each baseline's validation value of `metric`. */
+export function describeBaselines(b: Baselines, metric: string): string {
+  const v = baselineValues(b, metric);
+  const parts = [`majority class ${v.majority?.toFixed(4) ?? 'n/a'}`];
+  if (b.tfidf) {
+    const hp = b.tfidf.C !== undefined ? `C ${b.tfidf.C}` : `alpha ${b.tfidf.alpha}`;
+    parts.push(`TF-IDF (${b.tfidf.features.analyzer} ${b.tfidf.features.ngram.join('-')}-grams) + ${b.tfidf.model} (${hp}) ${v.tfidf?.toFixed(4) ?? 'n/a'}`);
+  }
+  return `baselines, valid ${metric}: ${parts.join(', ')}`;
+}

@@ -1,0 +1,171 @@
+/**
+ * The run baselines against scikit-learn on real text: MELD (English, word 1-2-grams) and
+ * CPED (Chinese, character 1-3-grams). Features must be identical (vocabulary and idf), and
+ * the fitted models agree because both minimise the same strictly convex objective.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { columnIndex, readCsvTable } from '../../src/data/csv.ts';
+import type { DatasetMeta } from '../../src/data/schema.ts';
+import {
+  analyze, baselineValues, beats, computeBaselines, fitLogistic, fitRidge, predictProba, predictRidge, TfidfVectorizer,
+} from '../../src/train/baselines/index.ts';
+import { classificationMetrics } from '../../src/train/metrics.ts';
+import { runPython, SHARED_DATA, tempDir } from '../helpers.ts';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+function readTexts(file: string, textCol: string, labelCol: string, limit: number): { texts: string[]; labels: string[] } {
+  const t = readCsvTable(file);
+  const ti = columnIndex(t, textCol);
+  const li = columnIndex(t, labelCol);
+  const rows = t.rows.slice(0, limit);
+  return { texts: rows.map((r) => r[ti]!), labels: rows.map((r) => r[li]!) };
+}
+
+const ORACLE = `
+import json, sys
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, Ridge
+d = json.load(open(sys.argv[1]))
+vec = TfidfVectorizer(analyzer=d['analyzer'], ngram_range=tuple(d['ngram']))
+Xtr = vec.fit_transform(d['train'])
+Xte = vec.transform(d['test'])
+out = {'vocabulary': len(vec.vocabulary_), 'idf': {t: float(vec.idf_[vec.vocabulary_[t]]) for t in d['probe'] if t in vec.vocabulary_},
+       'analyzed': vec.build_analyzer()(d['train'][0])}
+if d['task'] == 'classification':
+    m = LogisticRegression(C=d['C'], max_iter=10000, tol=1e-10).fit(Xtr, d['y'])
+    p = np.zeros((Xte.shape[0], d['K']))
+    p[:, m.classes_] = m.predict_proba(Xte)
+    out['proba'] = p.tolist()
+else:
+    m = Ridge(alpha=d['alpha'], solver='sparse_cg', tol=1e-12, max_iter=100000).fit(Xtr, d['y'])
+    out['pred'] = m.predict(Xte).tolist()
+print(json.dumps(out))
+`;
+
+function oracle(payload: Record<string, unknown>): { vocabulary: number; idf: Record<string, number>; analyzed: string[]; proba?: number[][]; pred?: number[] } {
+  const file = join(tmp.path, `oracle-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, JSON.stringify(payload));
+  const r = runPython(ORACLE, [file]);
+  if (r.status !== 0) throw new Error(`python oracle failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as ReturnType<typeof oracle>;
+}
+
+/** Largest difference between scikit-learn's [rows][K] probabilities and ours (row-major). */
+function maxProbaDiff(py: number[][], ours: Float64Array, K: number): number {
+  let d = 0;
+  py.forEach((row, i) => row.forEach((v, k) => { d = Math.max(d, Math.abs(v - ours[i * K + k]!)); }));
+  return d;
+}
+
+describe('TF-IDF baselines match scikit-learn', () => {
+  it('English MELD, word 1-2-grams + logistic regression: same features, same probabilities', () => {
+    const train = readTexts(join(SHARED_DATA, 'meld', 'train_sent_emo.csv'), 'Utterance', 'Emotion', 2000);
+    const test = readTexts(join(SHARED_DATA, 'meld', 'dev_sent_emo.csv'), 'Utterance', 'Emotion', 400);
+    const names = [...new Set(train.labels)].sort();
+    const y = train.labels.map((l) => names.indexOf(l));
+    const vec = new TfidfVectorizer({ analyzer: 'word', ngram: [1, 2] }).fit(train.texts);
+    const probe = ['the', 'oh my', 'you', 'okay', 'what', 'ross'];
+    const py = oracle({ analyzer: 'word', ngram: [1, 2], train: train.texts, test: test.texts, y, K: names.length, C: 4, task: 'classification', probe });
+    expect(analyze(train.texts[0]!, { analyzer: 'word', ngram: [1, 2] })).toEqual(py.analyzed);
+    expect(vec.vocabulary.size).toBe(py.vocabulary);
+    for (const [t, v] of Object.entries(py.idf)) expect(vec.idf[vec.vocabulary.get(t)!]).toBeCloseTo(v, 10);
+    const m = fitLogistic(vec.transform(train.texts), y, names.length, 4);
+    expect(maxProbaDiff(py.proba!, predictProba(m, vec.transform(test.texts)), names.length)).toBeLessThan(2e-4);
+  });
+
+  it('Chinese CPED, character 1-3-grams: same features and probabilities', () => {
+    const train = readTexts(join(SHARED_DATA, 'cped', 'valid_split.csv'), 'Utterance', 'Emotion', 1200);
+    const test = readTexts(join(SHARED_DATA, 'cped', 'test_split.csv'), 'Utterance', 'Emotion', 300);
+    const names = [...new Set([...train.labels])].sort();
+    const keep = test.labels.map((l) => names.includes(l));
+    const testTexts = test.texts.filter((_, i) => keep[i]);
+    const y = train.labels.map((l) => names.indexOf(l));
+    const opts = { analyzer: 'char' as const, ngram: [1, 3] as [number, number] };
+    const vec = new TfidfVectorizer(opts).fit(train.texts);
+    const py = oracle({ ...opts, train: train.texts, test: testTexts, y, K: names.length, C: 1, task: 'classification', probe: ['的', '我', '你们', '不知道'] });
+    expect(analyze(train.texts[0]!, opts)).toEqual(py.analyzed);
+    expect(vec.vocabulary.size).toBe(py.vocabulary);
+    expect(Object.keys(py.idf).length).toBeGreaterThan(2);
+    for (const [t, v] of Object.entries(py.idf)) expect(vec.idf[vec.vocabulary.get(t)!]).toBeCloseTo(v, 10);
+    const p = predictProba(fitLogistic(vec.transform(train.texts), y, names.length, 1), vec.transform(testTexts));
+    expect(maxProbaDiff(py.proba!, p, names.length)).toBeLessThan(2e-4);
+  });
+
+  it('ridge regression on TF-IDF matches scikit-learn Ridge', () => {
+    const train = readTexts(join(SHARED_DATA, 'meld', 'train_sent_emo.csv'), 'Utterance', 'Sentiment', 1500);
+    const test = readTexts(join(SHARED_DATA, 'meld', 'dev_sent_emo.csv'), 'Utterance', 'Sentiment', 300);
+    const score = (l: string) => ({ negative: -1, neutral: 0, positive: 1 })[l]!;
+    const y = train.labels.map(score);
+    const vec = new TfidfVectorizer({ analyzer: 'word', ngram: [1, 2] }).fit(train.texts);
+    const py = oracle({ analyzer: 'word', ngram: [1, 2], train: train.texts, test: test.texts, y, alpha: 1, task: 'regression', probe: [] });
+    const pred = predictRidge(fitRidge(vec.transform(train.texts), y, 1), vec.transform(test.texts));
+    const maxDiff = py.pred!.reduce((m, v, i) => Math.max(m, Math.abs(v - pred[i]!)), 0);
+    expect(maxDiff).toBeLessThan(1e-4);
+  });
+});
+
+const MELD_META: DatasetMeta = {
+  schemaVersion: 1, dataset: 'meld', language: 'en', task: 'classification', audioDim: 0, visionDim: 0, textOnly: true,
+  hasUnimodalLabels: false, source: 'test', license: 'GPL-3.0',
+  labelNames: ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise'],
+  labelNamesEn: ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise'],
+};
+
+describe('computeBaselines', () => {
+  const load = (file: string, limit: number) => {
+    const t = readTexts(join(SHARED_DATA, 'meld', file), 'Utterance', 'Emotion', limit);
+    return { texts: t.texts, labels: t.labels.map((l) => MELD_META.labelNames!.indexOf(l)) };
+  };
+
+  it('real MELD text: majority is the training prior, TF-IDF beats it, and C is chosen on valid', () => {
+    const train = load('train_sent_emo.csv', 3000);
+    const valid = load('dev_sent_emo.csv', 1109);
+    const test = load('test_sent_emo.csv', 800);
+    const b = computeBaselines(MELD_META, train, valid, test, { metric: 'weighted_f1', goal: 'max' });
+    const neutral = MELD_META.labelNames!.indexOf('neutral');
+    expect(b.majority.prediction).toBe(neutral);
+    // Predicting neutral everywhere, scored by the same metric code.
+    expect(b.majority.valid.weighted_f1).toBeCloseTo(classificationMetrics(new Array(valid.labels.length).fill(neutral), valid.labels, 7).weighted_f1!, 12);
+    expect(b.tfidf!.model).toBe('logistic');
+    expect([0.25, 1, 4, 16]).toContain(b.tfidf!.C);
+    expect(b.tfidf!.valid.weighted_f1!).toBeGreaterThan(b.majority.valid.weighted_f1! + 0.1);
+    expect(b.tfidf!.test!.weighted_f1!).toBeGreaterThan(b.majority.test!.weighted_f1! + 0.1);
+    expect(baselineValues(b, 'weighted_f1')).toEqual({ majority: b.majority.valid.weighted_f1, tfidf: b.tfidf!.valid.weighted_f1 });
+  });
+
+  it('regression: the majority baseline predicts the training mean', () => {
+    const meta: DatasetMeta = { ...MELD_META, dataset: 'sims-v2', language: 'zh', task: 'regression', labelRange: [-1, 1] };
+    delete meta.labelNames;
+    const train = { texts: ['很好', '太差了', '一般'], labels: [0.8, -0.6, 0.1] };
+    const valid = { texts: ['很好啊', '差'], labels: [0.6, -0.4] };
+    const b = computeBaselines(meta, train, valid, null, { metric: 'MAE', goal: 'min' });
+    expect(b.majority.prediction).toBeCloseTo(0.1, 12);
+    expect(b.majority.valid.MAE).toBeCloseTo((0.5 + 0.5) / 2, 12);
+    expect(b.tfidf!.model).toBe('ridge');
+    expect(b.majority.test).toBeUndefined();
+  });
+
+  it('texts without terms leave only the majority baseline; bad input is named', () => {
+    const empty = { texts: ['', ' ', 'a'], labels: [0, 1, 1] };
+    const b = computeBaselines(MELD_META, empty, empty, null, { metric: 'weighted_f1', goal: 'max' });
+    expect(b.majority.prediction).toBe(1);
+    expect(b.tfidf).toBeUndefined();
+    expect(() => computeBaselines(MELD_META, { texts: [], labels: [] }, empty, null, { metric: 'weighted_f1', goal: 'max' })).toThrow(/train split is empty/);
+    expect(() => computeBaselines(MELD_META, { texts: ['x y'], labels: [0, 1] }, empty, null, { metric: 'weighted_f1', goal: 'max' })).toThrow(/train split has 1 texts but 2 labels/);
+    expect(() => computeBaselines(MELD_META, load('dev_sent_emo.csv', 50), load('dev_sent_emo.csv', 50), null, { metric: 'nope', goal: 'max' })).toThrow(/metric 'nope' does not exist/);
+    expect(() => new TfidfVectorizer({ analyzer: 'word', ngram: [2, 1] })).toThrow(/ngram/);
+  });
+
+  it('beats() respects the goal and never counts a tie or NaN as learning', () => {
+    expect(beats(0.5, 0.4, 'max')).toBe(true);
+    expect(beats(0.4, 0.4, 'max')).toBe(false);
+    expect(beats(0.3, 0.4, 'min')).toBe(true);
+    expect(beats(Number.NaN, 0.4, 'max')).toBe(false);
+    expect(beats(null, 0.4, 'min')).toBe(false);
+  });
+});
