@@ -127,6 +127,13 @@ describe('layers', () => {
 });
 
 describe('README truth', () => {
+  it('every repository path the README names exists', () => {
+    const named = [...read('README.md').matchAll(/(?:^|[\s(`=])((?:src|test|docs|experiments|sweeps|scripts|docker|reports|bin)\/[A-Za-z0-9_./-]*)/gm)].map((m) => m[1]!.replace(/[.,]$/, ''));
+    expect(named.length).toBeGreaterThan(15);
+    const missing = [...new Set(named)].filter((p) => !existsSync(join(REPO, p)));
+    expect(missing).toEqual([]);
+  });
+
   it('every folder in the Layout block exists', () => {
     const m = /## Layout\s+```\n([\s\S]*?)```/.exec(read('README.md'));
     expect(m, 'README.md has a Layout block').not.toBeNull();
