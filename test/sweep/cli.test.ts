@@ -18,7 +18,8 @@ describe('egmf sweep (local processes)', () => {
     const r = runCli(['sweep', 'run', spec, '--tracking-uri', join(dir, 'mlruns'), '--json', '--parallel', '2'], { env, cwd: dir });
     expect(r.status, r.stderr).toBe(0);
     const j = lastJson(r.stdout);
-    expect(Object.keys(j)).toEqual(['sweep_id', 'parent_run_id', 'trials', 'best']);
+    expect(Object.keys(j)).toEqual(['sweep_id', 'parent_run_id', 'trials', 'best', 'baselines']);
+    expect(j.baselines).toEqual({}); // the stand-in trials train nothing and log no baselines
     expect(j.trials).toEqual({ completed: 3, pruned: 0, failed: 0 });
     expect(j.best).toEqual({ run_id: expect.stringMatching(/^[0-9a-f]{32}$/), params: { 'train.lr': 0.3 }, metric: 1 });
     expect(r.stderr).toMatch(/-t1-s0 complete/);
@@ -41,12 +42,13 @@ describe('egmf sweep (local processes)', () => {
     const spec = gridSpec(dir, { name: 'human', lrs: [0.2, 0.4], epochs: 1, parallel: 2 });
     const r = runCli(['sweep', 'run', spec, '--tracking-uri', join(dir, 'mlruns')], { env: fakeEnv(join(dir, 'log.jsonl')), cwd: dir });
     expect(r.status, r.stderr).toBe(0);
-    const tail = r.stdout.trim().split('\n').slice(-5);
+    const tail = r.stdout.trim().split('\n').slice(-6);
     expect(tail[0]).toMatch(/^sweep human-\S+: 2 completed, 0 pruned, 0 failed$/);
     expect(tail[1]).toMatch(/^best configuration \(trial \S+-t0-s0, run [0-9a-f]{32}\): metric = 0\.99$/);
     expect(tail[2]).toBe('  train.lr = 0.2');
-    expect(tail[3]).toBe(`tracking store: ${join(dir, 'mlruns')} (parent run ${tail[1]!.length > 0 ? tail[3]!.match(/parent run (\w+)/)![1] : ''})`);
-    expect(tail[4]).toMatch(new RegExp(`^summary: ${join(dir, '.egmf', 'sweeps')}/human-\\S+/summary `));
+    expect(tail[3]).toBe("baselines on the best trial's data: not recorded");
+    expect(tail[4]).toBe(`tracking store: ${join(dir, 'mlruns')} (parent run ${tail[1]!.length > 0 ? tail[4]!.match(/parent run (\w+)/)![1] : ''})`);
+    expect(tail[5]).toMatch(new RegExp(`^summary: ${join(dir, '.egmf', 'sweeps')}/human-\\S+/summary `));
   });
 
   it('rejects bad invocations with errors naming the file or option', async () => {
