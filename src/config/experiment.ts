@@ -101,7 +101,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
           kind: 'object',
           doc: 'Auxiliary probe: a linear head on the fused vector trained beside the answer loss (CE on classes, L1 on scores); answers still come from the LLM',
           fields: {
-            weight: num(0, 0, 'Weight of the probe loss in the total (0 = no probe)'),
+            weight: num(1, 0, 'Weight of the probe loss in the total (0 = no probe)'),
           },
         },
         prompt: {

@@ -235,7 +235,7 @@ describe('decoding modes', () => {
 
   it('the auxiliary probe adds weight × its loss to the total, trains the fusion network, and leaves decoding to the LLM', () => {
     const batch = makeBatch(6, 5);
-    const plain = build(tinyModel(), 3);
+    const plain = build(tinyModel({ aux_probe: { weight: 0 } }), 3);
     const probed = build(tinyModel({ aux_probe: { weight: 0.5 } }), 3);
     try {
       expect(plain.egmf.fusion.probe).toBeNull();
