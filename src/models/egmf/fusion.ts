@@ -20,7 +20,7 @@ export interface FusionDims {
   llmWidth: number;
   /** Typical norm of an LLM token embedding (pseudo tokens are scaled to it). */
   embeddingNorm: number;
-  /** Outputs of the auxiliary probe (classes, or 1 for a score); needed when aux_probe.weight > 0. */
+  /** Outputs of the auxiliary probe (classes, or 1 for a score); without them there is no probe. */
   probeOutputs?: number;
 }
 
@@ -61,10 +61,9 @@ export class FusionNetwork {
       this.expertNorms = cfg.gating.expert_norm ? this.experts.map((e) => new LayerNorm(root.sub(`gate.expert_norm.${e.name}`), cfg.width)) : [];
       this.gate = new HierarchicalGate(root.sub('gate'), this.experts, cfg.modalities.length, cfg.modalities.length * cfg.width, cfg.gating);
       this.projector = new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
-      if (cfg.aux_probe.weight > 0 && !(dims.probeOutputs !== undefined && dims.probeOutputs > 0)) {
-        throw new EgmfError('model.aux_probe needs the number of classes (or 1 for regression)', { key: 'model.aux_probe.weight' });
-      }
-      this.probe = cfg.aux_probe.weight > 0 ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs!) : null;
+      // The probe needs the task's outputs: a fusion network built without them (on its own,
+      // with no answer loss beside it) has none.
+      this.probe = cfg.aux_probe.weight > 0 && dims.probeOutputs !== undefined ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;
