@@ -15,6 +15,7 @@ import { parseScalar } from '../config/spec.ts';
 import { prepareSweep } from '../sweep/prepare.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import { TRIAL_COMMAND_ENV } from '../sweep/trial-protocol.ts';
+import { formatBaselines } from '../train/baselines/index.ts';
 
 interface CommonArgs { json?: boolean; parallel?: number; 'sweep-dir'?: string; attempts: number; 'queue-name': string }
 interface RunArgs extends CommonArgs { spec: string; 'tracking-uri'?: string; queue?: string; experiment?: string; 'run-cap'?: number; set?: string[]; prepare?: boolean }
@@ -95,8 +96,7 @@ function printResult(r: SweepResult, json: boolean | undefined): void {
   if (r.best) {
     lines.push(`best configuration (trial ${r.best.trialId}, run ${r.best.runId}): metric = ${r.best.metric}`);
     for (const [k, v] of Object.entries(r.best.params)) lines.push(`  ${k} = ${JSON.stringify(v)}`);
-    const b = Object.entries(r.baselines).map(([k, v]) => `${k === 'tfidf' ? 'TF-IDF' : 'majority class'} ${v}`);
-    lines.push(`baselines on the best trial's data: ${b.length > 0 ? b.join(', ') : 'not recorded'}`);
+    lines.push(`baselines on the best trial's data: ${formatBaselines(r.baselines, String)}`);
   } else {
     lines.push('no trial completed: there is no best configuration');
   }

@@ -94,14 +94,11 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       baselines: Object.fromEntries(Object.entries(baselines).map(([k, v]) => [k, v.mean])),
       runs: results.map((r) => ({ run_id: r.runId, test: r.test, best_valid: r.bestValid, learned: r.learned })),
     };
-    if (argv.json) process.stdout.write(`${JSON.stringify(out)}
-`);
+    if (argv.json) process.stdout.write(`${JSON.stringify(out)}\n`);
     else {
       const shown = Object.entries(test).filter(([k]) => !k.startsWith('f1_')).map(([k, v]) => `${k} ${formatMeanStd(v)}`).join(', ');
-      process.stdout.write(`test, mean ± std over seeds ${seeds.join(', ')}: ${shown}
-`);
-      process.stdout.write(`baselines, valid ${results[0]!.metricName}: ${Object.entries(baselines).map(([k, v]) => `${k} ${formatMeanStd(v)}`).join(', ')}
-`);
+      process.stdout.write(`test, mean ± std over seeds ${seeds.join(', ')}: ${shown}\n`);
+      process.stdout.write(`baselines, valid ${results[0]!.metricName}: ${Object.entries(baselines).map(([k, v]) => `${k} ${formatMeanStd(v)}`).join(', ')}\n`);
     }
   },
 };

@@ -4,14 +4,11 @@ import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
 import { sweepRoot } from '../sweep/controller.ts';
-import { connectTrial, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
+import { connectTrial, sweepMetricKey, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
 import { createStore } from '../tracking/index.ts';
 import { trainExperiment } from '../train/trainer.ts';
 
 /** The validation metric a sweep optimises, from its spec name (`valid/weighted_f1` or `weighted_f1`). */
-export function sweepMetricKey(name: string): string {
-  return name.startsWith('valid/') ? name.slice('valid/'.length) : name;
-}
 
 /**
  * `egmf trial`: one sweep trial in its own process, started by a sweep executor (local pool

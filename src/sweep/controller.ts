@@ -25,6 +25,7 @@ import { parseSweepSpec, type SweepSpec } from './spec.ts';
 import { Study, configOverrides, readJournal, type StudyJSON, type TellResult, type Trial, type TrialRecord } from './study.ts';
 import { buildSummary } from './summary.ts';
 import { SweepTracker } from './tracking.ts';
+import { sweepMetricKey } from './trial-protocol.ts';
 import type { TrialOutcome, TrialPayload } from './trial-protocol.ts';
 
 export interface SweepMeta {
@@ -430,7 +431,7 @@ async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: Swe
  * metrics its run logged (a trial that ran on another machine's worker).
  */
 async function trialBaselines(dir: string, trialId: string, runId: string | undefined, tracker: SweepTracker, metric: string): Promise<Record<string, number>> {
-  const key = metric.startsWith('valid/') ? metric.slice('valid/'.length) : metric;
+  const key = sweepMetricKey(metric);
   const file = join(dir, 'trials', trialId, 'summary.json');
   const out: Record<string, number> = {};
   if (existsSync(file)) {

@@ -6,6 +6,7 @@
 import type { ParamDef, JsonValue } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import type { TrialRecord } from './study.ts';
+import { formatBaselines } from '../train/baselines/index.ts';
 import { formatMeanStd, meanStd } from '../train/seeds.ts';
 
 export interface SummaryInput {
@@ -111,8 +112,7 @@ function bestLine(input: SummaryInput): string[] {
   const b = input.baselines?.[best.id] ?? {};
   const seeds = input.trials.filter((t) => t.number === best.number && t.state === 'complete' && t.value !== undefined).map((t) => t.value!);
   const spread = seeds.length > 1 ? ` (configuration over ${seeds.length} seeds: ${formatMeanStd(meanStd(seeds))})` : '';
-  const base = BASELINE_COLUMNS.filter((k) => b[k] !== undefined).map((k) => `${k === 'tfidf' ? 'TF-IDF' : 'majority class'} ${fmt(b[k]!)}`);
-  return [`Best: trial ${best.id}, ${input.spec.metric.name} ${fmt(best.value)}${spread}; baselines on its data: ${base.length > 0 ? base.join(', ') : 'not recorded'}.`, ''];
+  return [`Best: trial ${best.id}, ${input.spec.metric.name} ${fmt(best.value)}${spread}; baselines on its data: ${formatBaselines(b, fmt, BASELINE_COLUMNS)}.`, ''];
 }
 
 /** Maps a parameter's values to [0, 1]; categoricals get evenly spaced slots. */

@@ -36,6 +36,11 @@ export const PROTOCOL_VERSION = 1;
 export const TAG_SWEEP_ID = 'sweep.id';
 export const TAG_TRIAL_ID = 'sweep.trial_id';
 
+/** The run's validation metric a sweep metric names: `valid/weighted_f1` → `weighted_f1`. */
+export function sweepMetricKey(name: string): string {
+  return name.startsWith('valid/') ? name.slice('valid/'.length) : name;
+}
+
 export interface TrialPayload {
   version: 1;
   sweepId: string;

@@ -29,7 +29,7 @@ import { evaluate } from './evaluate.ts';
 import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
-import { baselineMetrics, baselineValues, beats, computeBaselines, describeBaselines } from './baselines/index.ts';
+import { baselineMetrics, baselineValues, beats, cachedBaselines, describeBaselines } from './baselines/index.ts';
 import type { Baselines } from './baselines/index.ts';
 import type { TrackingTarget } from './run-logger.ts';
 
@@ -102,7 +102,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
 
   // The same data through the majority class and a TF-IDF text model: what "learned" means.
   const subset = trainSubset(train, cfg.data.limit_train, seed);
-  const baselines = computeBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
+  const baselines = cachedBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
   say(describeBaselines(baselines, metricName));
 
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
@@ -186,7 +186,8 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
   logger.metrics(baselineMetrics(baselines), state.step);
   await logger.flush();
-  const majority = baselines.majority.valid[metricName]!;
+  const baselineValid = baselineValues(baselines, metricName);
+  const majority = baselineValid.majority!;
   const learned = beats(es.best, majority, goal);
   if (!learned) {
     say(`warning: the best valid ${metricName} (${es.best?.toFixed(4) ?? 'none'}) does not beat the majority-class baseline (${majority.toFixed(4)}): this run learned nothing beyond the class prior`);
@@ -197,7 +198,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     seconds: (performance.now() - t0) / 1000,
     trainSamplesPerSecond: trainSamples > 0 ? trainSamples / trainSeconds : 0,
     history: state.history,
-    baselines: baselineValues(baselines, metricName), baselinesDetail: baselines, learned,
+    baselines: baselineValid, baselinesDetail: baselines, learned,
   };
   writeOutputs(o.outDir, s, result, bestValid, test);
   await logger.finish(o.outDir, s, result, pruned ? 'KILLED' : 'FINISHED');

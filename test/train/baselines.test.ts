@@ -4,15 +4,16 @@
  * the fitted models agree because both minimise the same strictly convex objective.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { columnIndex, readCsvTable } from '../../src/data/csv.ts';
 import type { DatasetMeta } from '../../src/data/schema.ts';
 import {
-  analyze, baselineValues, beats, computeBaselines, fitLogistic, fitRidge, predictProba, predictRidge, TfidfVectorizer,
+  analyze, baselineValues, beats, cachedBaselines, computeBaselines, fitLogistic, fitRidge, predictProba, predictRidge, TfidfVectorizer,
 } from '../../src/train/baselines/index.ts';
+import type { Baselines } from '../../src/train/baselines/index.ts';
 import { classificationMetrics } from '../../src/train/metrics.ts';
-import { runPython, SHARED_DATA, tempDir } from '../helpers.ts';
+import { runPython, setEnv, SHARED_DATA, tempDir } from '../helpers.ts';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -159,6 +160,44 @@ describe('computeBaselines', () => {
     expect(() => computeBaselines(MELD_META, { texts: ['x y'], labels: [0, 1] }, empty, null, { metric: 'weighted_f1', goal: 'max' })).toThrow(/train split has 1 texts but 2 labels/);
     expect(() => computeBaselines(MELD_META, load('dev_sent_emo.csv', 50), load('dev_sent_emo.csv', 50), null, { metric: 'nope', goal: 'max' })).toThrow(/metric 'nope' does not exist/);
     expect(() => new TfidfVectorizer({ analyzer: 'word', ngram: [2, 1] })).toThrow(/ngram/);
+  });
+
+  it('caches by what it reads: a second call reads the file, other data is a new entry, NaN survives', () => {
+    const restore = setEnv({ EGMF_CACHE: join(tmp.path, 'cache') });
+    try {
+      const train = load('train_sent_emo.csv', 400);
+      const valid = load('dev_sent_emo.csv', 150);
+      const o = { metric: 'weighted_f1', goal: 'max' as const };
+      const a = cachedBaselines(MELD_META, train, valid, null, o);
+      expect(a).toEqual(computeBaselines(MELD_META, train, valid, null, o));
+      const dir = join(tmp.path, 'cache', 'baselines');
+      const [file] = readdirSync(dir);
+      const stored = JSON.parse(readFileSync(join(dir, file!), 'utf8')) as Baselines;
+      stored.majority.prediction = 99; // what the cache says is what comes back
+      writeFileSync(join(dir, file!), JSON.stringify(stored));
+      expect(cachedBaselines(MELD_META, train, valid, null, o).majority.prediction).toBe(99);
+      cachedBaselines(MELD_META, { ...train, labels: train.labels.map((l) => (l + 1) % 7) }, valid, null, o);
+      expect(readdirSync(dir)).toHaveLength(2);
+      // A constant prediction has no correlation: Corr is NaN, and stays NaN through the file.
+      const sims: DatasetMeta = { ...MELD_META, dataset: 'sims-v2', language: 'zh', task: 'regression', labelRange: [-1, 1] };
+      const split = { texts: ['很好', '太差了', '一般', '还行'], labels: [0.8, -0.6, 0.1, 0.3] };
+      const first = cachedBaselines(sims, split, split, null, { metric: 'MAE', goal: 'min' });
+      expect(first.majority.valid.Corr).toBeNaN();
+      expect(cachedBaselines(sims, split, split, null, { metric: 'MAE', goal: 'min' }).majority.valid.Corr).toBeNaN();
+      expect(readdirSync(dir)).toHaveLength(3);
+    } finally {
+      restore();
+    }
+  });
+
+  it('a warm start reaches the same optimum as a cold one', () => {
+    const t = load('train_sent_emo.csv', 600);
+    const X = new TfidfVectorizer({ analyzer: 'word', ngram: [1, 2] }).fit(t.texts).transform(t.texts);
+    const cold = fitLogistic(X, t.labels, 7, 4);
+    const warm = fitLogistic(X, t.labels, 7, 4, { init: fitLogistic(X, t.labels, 7, 1) });
+    const pc = predictProba(cold, X);
+    const pw = predictProba(warm, X);
+    expect(pc.reduce((m, v, i) => Math.max(m, Math.abs(v - pw[i]!)), 0)).toBeLessThan(1e-4);
   });
 
   it('beats() respects the goal and never counts a tie or NaN as learning', () => {

@@ -24,46 +24,58 @@ export function lbfgs(fg: (x: Float64Array, g: Float64Array) => number, x0: Floa
   const gradTol = o.gradTol ?? 1e-7;
   const m = o.memory ?? 10;
   const n = x0.length;
+  // Every buffer is allocated once: the history pairs are a ring, the trial point is swapped in.
   let x = Float64Array.from(x0);
   let g = new Float64Array(n);
-  let f = fg(x, g);
-  const S: Float64Array[] = [];
-  const Y: Float64Array[] = [];
-  const rho: number[] = [];
+  let xn = new Float64Array(n);
+  let gn = new Float64Array(n);
+  const d = new Float64Array(n);
+  const S = Array.from({ length: m }, () => new Float64Array(n));
+  const Y = Array.from({ length: m }, () => new Float64Array(n));
+  const rho = new Float64Array(m);
+  const alpha = new Float64Array(m);
+  let stored = 0; // pairs in the ring
+  let head = 0; // slot of the next pair
+  const slot = (k: number): number => (head - stored + k + m) % m; // k-th oldest pair
   const dot = (a: Float64Array, b: Float64Array): number => {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += a[i]! * b[i]!;
-    return s;
+    let t = 0;
+    for (let i = 0; i < n; i++) t += a[i]! * b[i]!;
+    return t;
   };
-  const maxAbs = (a: Float64Array): number => a.reduce((mx, v) => Math.max(mx, Math.abs(v)), 0);
+  const maxAbs = (a: Float64Array): number => {
+    let mx = 0;
+    for (let i = 0; i < n; i++) mx = Math.max(mx, Math.abs(a[i]!));
+    return mx;
+  };
+  let f = fg(x, g);
   let it = 0;
   for (; it < maxIter && maxAbs(g) > gradTol; it++) {
     // Two-loop recursion: d = −H·g.
-    const d = Float64Array.from(g, (v) => -v);
-    const alpha: number[] = new Array<number>(S.length);
-    for (let k = S.length - 1; k >= 0; k--) {
-      alpha[k] = rho[k]! * dot(S[k]!, d);
-      const y = Y[k]!;
-      for (let i = 0; i < n; i++) d[i]! -= alpha[k]! * y[i]!;
+    for (let i = 0; i < n; i++) d[i] = -g[i]!;
+    for (let k = stored - 1; k >= 0; k--) {
+      const j = slot(k);
+      alpha[j] = rho[j]! * dot(S[j]!, d);
+      const y = Y[j]!;
+      for (let i = 0; i < n; i++) d[i]! -= alpha[j]! * y[i]!;
     }
-    const gamma = S.length > 0 ? dot(S[S.length - 1]!, Y[Y.length - 1]!) / dot(Y[Y.length - 1]!, Y[Y.length - 1]!) : 1 / Math.max(1e-12, Math.sqrt(dot(g, g)));
+    const last = slot(stored - 1);
+    const gamma = stored > 0 ? dot(S[last]!, Y[last]!) / dot(Y[last]!, Y[last]!) : 1 / Math.max(1e-12, Math.sqrt(dot(g, g)));
     for (let i = 0; i < n; i++) d[i]! *= gamma;
-    for (let k = 0; k < S.length; k++) {
-      const beta = rho[k]! * dot(Y[k]!, d);
-      const s = S[k]!;
-      for (let i = 0; i < n; i++) d[i]! += (alpha[k]! - beta) * s[i]!;
+    for (let k = 0; k < stored; k++) {
+      const j = slot(k);
+      const beta = rho[j]! * dot(Y[j]!, d);
+      const sj = S[j]!;
+      for (let i = 0; i < n; i++) d[i]! += (alpha[j]! - beta) * sj[i]!;
     }
     let slope = dot(g, d);
     if (!(slope < 0)) {
       // Not a descent direction (numerical trouble): restart from steepest descent.
-      S.length = 0; Y.length = 0; rho.length = 0;
+      stored = 0;
       for (let i = 0; i < n; i++) d[i] = -g[i]!;
       slope = dot(g, d);
     }
     // Backtracking line search with the Armijo condition.
     let step = 1;
-    const xn = new Float64Array(n);
-    const gn = new Float64Array(n);
     let fn = Infinity;
     for (let tries = 0; tries < 50; tries++) {
       for (let i = 0; i < n; i++) xn[i] = x[i]! + step * d[i]!;
@@ -72,19 +84,22 @@ export function lbfgs(fg: (x: Float64Array, g: Float64Array) => number, x0: Floa
       step *= 0.5;
     }
     if (!(fn <= f)) break; // no progress is possible at this precision
-    const s = new Float64Array(n);
-    const y = new Float64Array(n);
+    const s = S[head]!;
+    const y = Y[head]!;
     for (let i = 0; i < n; i++) {
       s[i] = xn[i]! - x[i]!;
       y[i] = gn[i]! - g[i]!;
     }
     const sy = dot(s, y);
     if (sy > 1e-12) {
-      S.push(s); Y.push(y); rho.push(1 / sy);
-      if (S.length > m) { S.shift(); Y.shift(); rho.shift(); }
+      rho[head] = 1 / sy;
+      head = (head + 1) % m;
+      stored = Math.min(stored + 1, m);
     }
     const done = Math.abs(f - fn) <= 1e-14 * Math.max(1, Math.abs(f));
-    x = xn; g = gn; f = fn;
+    [x, xn] = [xn, x];
+    [g, gn] = [gn, g];
+    f = fn;
     if (done) break;
   }
   return { x, f, iterations: it };
@@ -113,7 +128,7 @@ function scores(X: Csr, coef: Float64Array, intercept: Float64Array, K: number):
   return z;
 }
 
-export function fitLogistic(X: Csr, y: ArrayLike<number>, K: number, C: number, o: LbfgsOptions = {}): LogisticModel {
+export function fitLogistic(X: Csr, y: ArrayLike<number>, K: number, C: number, o: LbfgsOptions & { init?: LogisticModel } = {}): LogisticModel {
   if (X.rows !== y.length) throw new EgmfError(`${X.rows} feature rows but ${y.length} labels`, { key: 'label' });
   if (!(C > 0)) throw new EgmfError(`must be > 0, got ${C}`, { key: 'C' });
   const n = X.rows;
@@ -151,7 +166,14 @@ export function fitLogistic(X: Csr, y: ArrayLike<number>, K: number, C: number, 
     }
     return loss / n + 0.5 * reg * sq;
   };
-  const { x } = lbfgs(fg, new Float64Array(nW + K), o);
+  // A warm start (the fit at a neighbouring C) only changes where the search begins: the
+  // objective is strictly convex, so the optimum is the same.
+  const x0 = new Float64Array(nW + K);
+  if (o.init !== undefined && o.init.cols === F && o.init.classes === K) {
+    x0.set(o.init.coef);
+    x0.set(o.init.intercept, nW);
+  }
+  const { x } = lbfgs(fg, x0, o);
   return { classes: K, cols: F, coef: x.slice(0, nW), intercept: x.slice(nW) };
 }
 
@@ -187,7 +209,7 @@ export interface RidgeModel {
   intercept: number;
 }
 
-export function fitRidge(X: Csr, y: ArrayLike<number>, alpha: number, o: LbfgsOptions = {}): RidgeModel {
+export function fitRidge(X: Csr, y: ArrayLike<number>, alpha: number, o: LbfgsOptions & { init?: RidgeModel } = {}): RidgeModel {
   if (X.rows !== y.length) throw new EgmfError(`${X.rows} feature rows but ${y.length} labels`, { key: 'label' });
   if (!(alpha > 0)) throw new EgmfError(`must be > 0, got ${alpha}`, { key: 'alpha' });
   const n = X.rows;
@@ -209,7 +231,12 @@ export function fitRidge(X: Csr, y: ArrayLike<number>, alpha: number, o: LbfgsOp
     }
     return (loss + alpha * sq) / (2 * n);
   };
-  const { x } = lbfgs(fg, new Float64Array(F + 1), { gradTol: 1e-9, ...o });
+  const x0 = new Float64Array(F + 1);
+  if (o.init !== undefined && o.init.coef.length === F) {
+    x0.set(o.init.coef);
+    x0[F] = o.init.intercept;
+  }
+  const { x } = lbfgs(fg, x0, { gradTol: 1e-9, ...o });
   return { coef: x.slice(0, F), intercept: x[F]! };
 }
 
