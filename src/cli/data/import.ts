@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../../errors.ts';
 import { importers } from '../../data/importers/index.ts';
 import type { Importer, ImportReport } from '../../data/importers/index.ts';
+import { oneInput } from '../../data/importers/types.ts';
 
 /**
  * `--input` as the importer takes it: one string, or (for importers that take several
@@ -12,10 +13,7 @@ function inputOf(imp: Importer, raw: unknown): string | string[] {
   const values = (Array.isArray(raw) ? raw : [raw]).filter((v) => v !== undefined).map(String);
   if (values.length === 0 || values.some((v) => v === '')) throw new EgmfError('--input needs a file or folder', { key: 'input' });
   if (values.length === 1) return values[0]!;
-  if (!imp.manyInputs) {
-    throw new EgmfError(`the ${imp.name} importer takes one --input (a folder or file), got ${values.length}: ${values.join(' ')}`, { key: 'input' });
-  }
-  return values;
+  return imp.manyInputs ? values : oneInput(values, imp.name);
 }
 
 function importerCommand(imp: Importer): CommandModule {
