@@ -4,12 +4,18 @@ import { runDataBench } from '../bench/data.ts';
 import type { DataBenchResult } from '../bench/data.ts';
 import { runTrainBench } from '../bench/train.ts';
 import type { TrainBenchResult } from '../bench/train.ts';
+import { formatLearning, LEARNING_SEEDS, parseVariants, runLearningBench } from '../bench/learning.ts';
+import type { LearningResult } from '../bench/learning.ts';
 
 /** Options every bench target receives; a target ignores what it has no use for. */
 export interface BenchRunOptions {
   /** Problem size (samples); each target has its own default. */
   samples?: number;
   seed: number;
+  /** Seeds of targets that train over several (learning); default theirs. */
+  seeds?: number[];
+  /** Variants of the learning target (names, or `all`); default full and linear. */
+  variants?: string;
 }
 
 /** One benchmark: `run` returns flat, JSON-ready numbers; `format` renders them for people. */
@@ -18,6 +24,8 @@ export interface BenchTarget {
   describe: string;
   run(opts: BenchRunOptions): Promise<Record<string, unknown>>;
   format?(result: Record<string, unknown>): string;
+  /** Runs only when named with --target (too long for `egmf bench` alone). */
+  optIn?: boolean;
 }
 
 const dataTarget: BenchTarget = {
@@ -56,8 +64,16 @@ const trainTarget: BenchTarget = {
   },
 };
 
-/** Registered targets; `egmf bench` with no --target runs them all in this order. */
-export const benchTargets: BenchTarget[] = [dataTarget, trainTarget];
+const learningTarget: BenchTarget = {
+  name: 'learning',
+  describe: `EGMF against the same fusion network with a linear head (and, with --variants, the ablation variants) on the default synthetic experiment, seeds ${LEARNING_SEEDS.join(', ')}; ~15 min on 2 cores for the default two variants`,
+  optIn: true,
+  run: (opts) => runLearningBench({ variants: parseVariants(opts.variants), seeds: opts.seeds, say: (m) => process.stderr.write(`${m}\n`) }),
+  format: (raw) => formatLearning(raw as LearningResult),
+};
+
+/** Registered targets; `egmf bench` with no --target runs all that are not opt-in, in this order. */
+export const benchTargets: BenchTarget[] = [dataTarget, trainTarget, learningTarget];
 
 /** Adds a target (e.g. `train`); names must be unique. */
 export function registerBenchTarget(t: BenchTarget): void {
@@ -67,7 +83,7 @@ export function registerBenchTarget(t: BenchTarget): void {
 
 /** Runs the named targets (all when none are named); results keyed by target name. */
 export async function runBench(names: string[], opts: BenchRunOptions): Promise<Record<string, Record<string, unknown>>> {
-  const chosen = names.length === 0 ? benchTargets : names.map((n) => {
+  const chosen = names.length === 0 ? benchTargets.filter((t) => !t.optIn) : names.map((n) => {
     const t = benchTargets.find((x) => x.name === n);
     if (t === undefined) throw new EgmfError(`unknown bench target '${n}' (known: ${benchTargets.map((x) => x.name).join(', ')})`, { key: 'target' });
     return t;
@@ -79,19 +95,26 @@ export async function runBench(names: string[], opts: BenchRunOptions): Promise<
 
 export const benchCommand: CommandModule = {
   command: 'bench',
-  describe: 'Run performance benchmarks (data loader, ...)',
+  describe: 'Run benchmarks: speed (data loader, training step) and, opt-in, learning (EGMF against its baselines over seeds)',
   builder: (y: Argv) =>
     y
       .option('target', { type: 'string', array: true, default: [] as string[], describe: `Targets to run (default all): ${benchTargets.map((t) => t.name).join(', ')}` })
       .option('samples', { type: 'number', describe: 'Problem size in samples (each target has its own default)' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of generated data and shuffles' })
+      .option('seeds', { type: 'string', describe: `Comma-separated seeds of the learning target (default ${LEARNING_SEEDS.join(',')})` })
+      .option('variants', { type: 'string', describe: 'Variants of the learning target: comma-separated names, or all (default full,linear)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object keyed by target' }),
   handler: async (argv) => {
     const samples = argv.samples as number | undefined;
     if (samples !== undefined && !(Number.isInteger(samples) && samples > 0)) {
       throw new EgmfError(`must be a positive integer, got ${String(samples)}`, { key: 'samples' });
     }
-    const results = await runBench(argv.target as string[], { samples, seed: Number(argv.seed) });
+    const seeds = argv.seeds === undefined ? undefined : String(argv.seeds).split(',').map((x) => {
+      const n = Number(x.trim());
+      if (!Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key: 'seeds' });
+      return n;
+    });
+    const results = await runBench(argv.target as string[], { samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(results)}\n`);
       return;

@@ -96,7 +96,8 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
           },
         },
         positions: { kind: 'enum', values: ['index', 'time'], default: 'index', doc: 'Audio/vision positions: index = frame number; time = normalised time in the utterance, so frames of different rates line up' },
-        pseudo_tokens: int(4, 1, 'Number of pseudo tokens injected into the LLM', 64),
+        pseudo_tokens: int(4, 0, 'Number of pseudo tokens injected into the LLM (0 = none: the LLM answers from the prompt alone, the fused vector reaching nothing but the probe; an ablation)', 64),
+        head: { kind: 'enum', values: ['llm', 'linear'], default: 'llm', doc: "Where answers come from: llm = the decoder LLM writes them from the pseudo tokens (EGMF); linear = a linear head on the fused vector, the LLM never run (the same fusion network's baseline)" },
         aux_probe: {
           kind: 'object',
           doc: 'Auxiliary probe: a linear head on the fused vector trained beside the answer loss (CE on classes, L1 on scores); answers still come from the LLM',
@@ -206,6 +207,7 @@ export interface ExperimentConfig {
     gating: { depth: number; temperature: number; top_k: number; balance_weight: number; expert_norm: boolean };
     positions: 'index' | 'time';
     pseudo_tokens: number;
+    head: 'llm' | 'linear';
     aux_probe: { weight: number };
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';

@@ -87,7 +87,8 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
   const prompt = buildPromptParts(tokenizer, lang, task, cfg.model.prompt.template);
 
   let lora: LoraModel | null = null;
-  if (cfg.llm.lora.enabled) {
+  // A linear head never runs the LLM, so adapters on it would have nothing to learn from.
+  if (cfg.llm.lora.enabled && cfg.model.head === 'llm') {
     lora = new LoraModel(decoder);
     lora.addAdapter('default', {
       r: cfg.llm.lora.rank, alpha: cfg.llm.lora.alpha, dropout: cfg.llm.lora.dropout,

@@ -26,6 +26,17 @@ describe('egmf bench', () => {
     const s = runCli(['bench', '--samples', '0']);
     expect(s.status).toBe(1);
     expect(s.stderr).toMatch(/key 'samples': must be a positive integer/);
+    const seeds = runCli(['bench', '--target', 'learning', '--seeds', '1111,x']);
+    expect(seeds.status).toBe(1);
+    expect(seeds.stderr).toMatch(/key 'seeds': seeds must be integers, got 'x'/);
+    const variants = runCli(['bench', '--target', 'learning', '--variants', 'full,nope']);
+    expect(variants.status).toBe(1);
+    expect(variants.stderr).toMatch(/key 'variants': unknown learning variant 'nope'/);
+  });
+
+  it('the learning target is opt-in: `egmf bench` alone does not run it', () => {
+    expect(benchTargets.find((t) => t.name === 'learning')?.optIn).toBe(true);
+    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants/);
   });
 
   it('runs registered targets keyed by name, and refuses a duplicate name', async () => {

@@ -1,5 +1,5 @@
 /**
- * `npm run sweep` end to end in a reduced-size mode (2 trials, tiny data, a 20-step
+ * `npm run sweep` end to end in a reduced-size mode (2 trials, tiny data at scale 0.03, a 20-step
  * pretrained built-in LLM): real `egmf trial` processes train EGMF, and the results are
  * read back from the local MLflow store with MLflow's own Python client.
  */
@@ -17,7 +17,7 @@ describe('npm run sweep (reduced)', () => {
   it('runs the default sweep with real trials and tracks it in the local store', () => {
     const store = join(tmp.path, 'mlruns');
     const r = spawnSync('npm', ['run', '--silent', 'sweep', '--', '--run-cap', '2', '--parallel', '2', '--json', '--tracking-uri', store,
-      '--set', 'data.limit_train=32', '--set', 'llm.pretrain_steps=20', '--set', 'train.batch_size=16'], {
+      '--set', 'data.scale=0.03', '--set', 'data.limit_train=32', '--set', 'llm.pretrain_steps=20', '--set', 'train.batch_size=16'], {
       cwd: REPO,
       encoding: 'utf8',
       timeout: 600_000,

@@ -17,8 +17,9 @@ const tmp = tempDir('egmf-train-');
 const cache = join(tmp.path, 'cache');
 const env = { EGMF_CACHE: cache, MLFLOW_TRACKING_URI: '', MLFLOW_EXPERIMENT_NAME: '' };
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
-// Tiny and quick: 48 training samples, 2 epochs, a 20-step pretrained built-in LLM.
-const SETS = ['data.limit_train=48', 'train.epochs=2', 'train.batch_size=16', 'llm.pretrain_steps=20', 'backend=wasm', 'train.log_every=1'];
+// Tiny and quick: scale 0.03 (33 validation samples), 48 training samples, 2 epochs, a
+// 20-step pretrained built-in LLM.
+const SETS = ['data.scale=0.03', 'data.limit_train=48', 'train.epochs=2', 'train.batch_size=16', 'llm.pretrain_steps=20', 'backend=wasm', 'train.log_every=1'];
 
 let server: MlflowServer | null = null;
 let restoreEnv: () => void = () => undefined;
@@ -73,7 +74,7 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'metrics': r
     expect(py.stderr).not.toMatch(/Traceback/);
     const got = JSON.parse(py.stdout.trim().split('\n').pop()!);
     expect(got.status).toBe('FINISHED');
-    expect(got.params['train.lr']).toBe('0.002');
+    expect(got.params['train.lr']).toBe('0.005');
     expect(got.params['data.limit_train']).toBe('48');
     expect(got.params.seed).toBe('1111');
     expect(got.steps).toEqual([1, 2, 3, 4, 5, 6]);

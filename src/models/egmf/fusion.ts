@@ -39,12 +39,16 @@ export class FusionNetwork {
   /** One LayerNorm per expert on its outputs (`gating.expert_norm`), else empty. */
   readonly expertNorms: LayerNorm[];
   readonly gate: HierarchicalGate;
-  readonly projector: PseudoTokenProjector;
-  /** Linear head on the fused vector (`aux_probe`), or null. */
+  /** Null with `pseudo_tokens: 0` (the LLM then reads the prompt alone). */
+  readonly projector: PseudoTokenProjector | null;
+  /** Linear head on the fused vector (`aux_probe`, or the answer head with `head: linear`), or null. */
   readonly probe: Linear | null;
+
+  private readonly llmWidth: number;
 
   constructor(readonly cfg: FusionConfig, dims: FusionDims, seed: number) {
     checkFusionConfig(cfg);
+    this.llmWidth = dims.llmWidth;
     this.params = new Params(seed);
     const root = this.params.scope('egmf');
     this.modalities = cfg.modalities;
@@ -60,10 +64,11 @@ export class FusionNetwork {
       // the others in the gated sum whatever the gate says.
       this.expertNorms = cfg.gating.expert_norm ? this.experts.map((e) => new LayerNorm(root.sub(`gate.expert_norm.${e.name}`), cfg.width)) : [];
       this.gate = new HierarchicalGate(root.sub('gate'), this.experts, cfg.modalities.length, cfg.modalities.length * cfg.width, cfg.gating);
-      this.projector = new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
+      this.projector = cfg.pseudo_tokens === 0 ? null : new PseudoTokenProjector(root.sub('pseudo'), cfg.width, cfg.pseudo_tokens, dims.llmWidth, dims.embeddingNorm);
       // The probe needs the task's outputs: a fusion network built without them (on its own,
       // with no answer loss beside it) has none.
-      this.probe = cfg.aux_probe.weight > 0 && dims.probeOutputs !== undefined ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs) : null;
+      // With `head: linear` the probe is the model's only head.
+      this.probe = (cfg.aux_probe.weight > 0 || cfg.head === 'linear') && dims.probeOutputs !== undefined ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;
@@ -71,7 +76,7 @@ export class FusionNetwork {
   }
 
   /** inputs in `modalities` order (raw features) → pseudo tokens and gate weights. */
-  apply(inputs: readonly ModalitySeq[], ctx: ForwardCtx): FusionOutput {
+  apply(inputs: readonly ModalitySeq[], ctx: ForwardCtx, opts: { pseudo?: boolean } = {}): FusionOutput {
     if (inputs.length !== this.encoders.length) throw new Error(`fusion expects ${this.encoders.length} modalities, got ${inputs.length}`);
     const seqs = inputs.map((s, i) => this.encoders[i]!.apply(s, ctx)); // M × [B, L_m, d]
     const context = tf.concat(seqs.map((s) => maskedMean(s.x, s.mask)), 1) as tf.Tensor2D; // [B, M·d]
@@ -81,7 +86,10 @@ export class FusionNetwork {
     }); // E × [B, M, d]
     const gates = this.gate.apply(context, outs);
     const probe = this.probe === null ? null : (this.probe.apply(gates.fused) as tf.Tensor2D); // [B, P]
-    return { pseudo: this.projector.apply(gates.fused, ctx), gates, probe };
+    // Without the LLM (`head: linear`) the pseudo tokens are not needed; without pseudo tokens
+    // (`pseudo_tokens: 0`) there are none: [B, 0, D_llm].
+    const pseudo = opts.pseudo === false || this.projector === null ? (tf.zeros([gates.fused.shape[0], 0, this.llmWidth]) as tf.Tensor3D) : this.projector.apply(gates.fused, ctx);
+    return { pseudo, gates, probe };
   }
 
   variables(): tf.Variable[] {

@@ -106,6 +106,7 @@ export class EgmfModel {
   loss(batch: EgmfBatch, opts: { training?: boolean } = {}): tf.Scalar {
     const training = opts.training ?? true;
     const g = this.opts.grammar;
+    if (this.opts.model.head === 'linear') return this.linearLoss(batch, training);
     return tf.tidy(() => {
       const { pseudo, gates, probe } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training));
       const layouts = this.layouts(batch, (i) => this.targetTokens(batch, i));
@@ -122,9 +123,7 @@ export class EgmfModel {
       if (probe !== null) {
         // The probe trains the fusion network directly, at the speed of a linear head, while
         // the answer loss reaches it only through the frozen LLM.
-        probeLoss = g.task.kind === 'classification'
-          ? softmaxCrossEntropy(probe, batch.labels)
-          : (tf.mean(tf.abs(tf.sub(tf.reshape(probe, [-1]), tf.tensor1d(Float32Array.from(batch.labels))))) as tf.Scalar);
+        probeLoss = this.probeLoss(probe, batch);
         total = tf.add(total, tf.mul(this.opts.model.aux_probe.weight, probeLoss)) as tf.Scalar;
       }
       this.lastStats = {
@@ -136,11 +135,57 @@ export class EgmfModel {
   }
 
   /**
+   * `head: linear`: the probe is the answer head (cross-entropy on classes, L1 on scores),
+   * beside the balance loss; the LLM is never run. The baseline that tells what the LLM path
+   * adds to the same fusion network on the same data.
+   */
+  private linearLoss(batch: EgmfBatch, training: boolean): tf.Scalar {
+    return tf.tidy(() => {
+      const { gates, probe } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training), { pseudo: false });
+      const head = this.probeLoss(probe!, batch);
+      const total = tf.add(head, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
+      const ce = head.dataSync()[0]!;
+      this.lastStats = { ce, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates), probe: ce };
+      return total;
+    });
+  }
+
+  /** Probe loss: cross-entropy over the classes, or L1 on the score. */
+  private probeLoss(probe: tf.Tensor2D, batch: EgmfBatch): tf.Scalar {
+    for (let i = 0; i < batch.size; i++) if (!Number.isFinite(batch.labels[i]!)) this.targetTokens(batch, i); // names the sample
+    return this.opts.grammar.task.kind === 'classification'
+      ? softmaxCrossEntropy(probe, batch.labels)
+      : (tf.mean(tf.abs(tf.sub(tf.reshape(probe, [-1]), tf.tensor1d(Float32Array.from(batch.labels))))) as tf.Scalar);
+  }
+
+  /** `head: linear` predictions: the probe's best class, or its score clipped to the task's range. */
+  private predictLinear(batch: EgmfBatch): PredictResult {
+    const task = this.opts.grammar.task;
+    let gates: GateReport | null = null;
+    const out = tf.tidy(() => {
+      const o = this.fusion.apply(this.modalityInputs(batch), evalCtx(), { pseudo: false });
+      gates = gateReport(this.fusion, o.gates);
+      return o.probe!.dataSync();
+    });
+    const p = out.length / batch.size;
+    const values = Array.from({ length: batch.size }, (_, i) => {
+      if (task.kind === 'classification') {
+        let best = 0;
+        for (let c = 1; c < p; c++) if (out[i * p + c]! > out[i * p + best]!) best = c;
+        return best;
+      }
+      return Math.min(task.range[1], Math.max(task.range[0], out[i]!));
+    });
+    return { values, answers: values.map((value) => ({ ok: true, value })), tokens: values.map(() => []), unparsed: [], gates: gates! };
+  }
+
+  /**
    * Greedy decoding of the answers. `constrained` (default) allows at each step only the
    * tokens that continue some answer of the grammar; `free` takes the best token of the
    * grammar vocabulary, so its outputs can fail to parse: those come back as unparsed.
    */
   predict(batch: EgmfBatch, opts: { mode?: 'constrained' | 'free' } = {}): PredictResult {
+    if (this.opts.model.head === 'linear') return this.predictLinear(batch);
     const mode = opts.mode ?? 'constrained';
     const g = this.opts.grammar;
     const eos = this.opts.tokenizer.eosId;

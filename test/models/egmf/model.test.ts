@@ -58,7 +58,7 @@ function build(model: ModelCfg, seed: number, task: AnswerTask = CLS) {
   const lora = new LoraModel(decoder);
   lora.addAdapter('default', { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj'] }, { seed: 11 });
   const grammar = new AnswerGrammar(task, tok);
-  const prompt = buildPromptParts(tok, 'en', task, ' Emotion {labels}:');
+  const prompt = buildPromptParts(tok, 'en', task, task.kind === 'classification' ? ' Emotion {labels}:' : ' Sentiment {range}:');
   const egmf = new EgmfModel({ model, llm: decoder, llmTrainable: () => lora.trainableVariables(), tokenizer: tok, grammar, prompt, features: { audio: AUDIO_DIM, vision: VISION_DIM }, maxTextTokens: 16, seed });
   return { egmf, decoder, lora, grammar, dispose: () => (egmf.dispose(), lora.dispose(), decoder.dispose()) };
 }
@@ -268,6 +268,62 @@ describe('decoding modes', () => {
       probed.dispose();
     }
     expect(() => build(tinyModel({ aux_probe: { weight: -1 } }), 3)).toThrow(/aux_probe\.weight/);
+  });
+
+  it('head: linear answers from the probe without running the LLM, learns the labels, and clips scores to the range', () => {
+    const batch = makeBatch(6, 5);
+    const lin = build(tinyModel({ head: 'linear', aux_probe: { weight: 0 } }), 3);
+    const forward = lin.decoder.forward.bind(lin.decoder);
+    let llmCalls = 0;
+    lin.decoder.forward = (...a: Parameters<typeof forward>) => (llmCalls++, forward(...a));
+    try {
+      expect(lin.egmf.fusion.probe).not.toBeNull(); // the probe is the head, whatever aux_probe says
+      const l0 = lin.egmf.loss(batch, { training: false });
+      const st = lin.egmf.lastStats!;
+      expect(l0.dataSync()[0]!).toBeCloseTo(st.ce + 0.01 * st.balance, 5);
+      expect(st.probe).toBe(st.ce);
+      l0.dispose();
+      const vars = lin.egmf.fusion.variables();
+      const opt = tf.train.adam(0.05);
+      for (let i = 0; i < 60; i++) opt.minimize(() => lin.egmf.loss(batch), false, vars);
+      const p = lin.egmf.predict(batch);
+      expect(p.values).toEqual(Array.from(batch.labels));
+      expect(p.unparsed).toEqual([]);
+      expect(p.tokens.every((t) => t.length === 0)).toBe(true);
+      expect(llmCalls).toBe(0);
+      opt.dispose();
+      const bad = { ...batch, labels: Float32Array.from([0, 1, NaN, 0, 1, 2]) };
+      expect(() => lin.egmf.loss(bad)).toThrow(/row 2, key 'label'.*sample 's2' has no usable label/);
+    } finally {
+      lin.dispose();
+    }
+    const reg = build(tinyModel({ head: 'linear' }), 3, { kind: 'regression', range: [-0.01, 0.01] });
+    try {
+      for (const v of reg.egmf.predict(makeBatch(4, 2)).values) expect(Math.abs(v!)).toBeLessThanOrEqual(0.01);
+    } finally {
+      reg.dispose();
+    }
+    expect(() => tinyModel({ head: 'mlp' })).toThrow(/model\.head/);
+  });
+
+  it('pseudo_tokens: 0 runs the LLM on the prompt alone: the answers do not depend on the modalities', () => {
+    const m0 = build(tinyModel({ pseudo_tokens: 0 }), 3);
+    try {
+      expect(m0.egmf.fusion.projector).toBeNull();
+      const batch = makeBatch(6, 5);
+      const loss = m0.egmf.loss(batch, { training: false });
+      expect(Number.isFinite(loss.dataSync()[0]!)).toBe(true);
+      loss.dispose();
+      const ce = m0.egmf.lastStats!.ce;
+      // Same texts, other audio and vision: the same answer loss and answers.
+      const other = { ...batch, audio: batch.audio.map((x) => -3 * x), vision: batch.vision.map((x) => x + 1) };
+      m0.egmf.loss(other, { training: false }).dispose();
+      expect(m0.egmf.lastStats!.ce).toBeCloseTo(ce, 6);
+      expect(m0.egmf.predict(other).values).toEqual(m0.egmf.predict(batch).values);
+    } finally {
+      m0.dispose();
+    }
+    expect(() => tinyModel({ pseudo_tokens: -1 })).toThrow(/model\.pseudo_tokens/);
   });
 
   it('grammarTokenizer needs an EOS token', () => {
