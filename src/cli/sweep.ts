@@ -16,11 +16,14 @@ import { prepareSweep } from '../sweep/prepare.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import { TRIAL_COMMAND_ENV } from '../sweep/trial-protocol.ts';
 import { formatBaselines } from '../train/baselines/index.ts';
+import { confirmBest } from '../sweep/confirm.ts';
+import { formatMeanStd } from '../train/seeds.ts';
 
 interface CommonArgs { json?: boolean; parallel?: number; 'sweep-dir'?: string; attempts: number; 'queue-name': string }
 interface RunArgs extends CommonArgs { spec: string; 'tracking-uri'?: string; queue?: string; experiment?: string; 'run-cap'?: number; set?: string[]; prepare?: boolean }
 interface ResumeArgs extends CommonArgs { 'sweep-id': string; 'tracking-uri'?: string; queue?: string }
 interface StatusArgs { 'sweep-id': string; json?: boolean; 'sweep-dir'?: string }
+interface ConfirmArgs { 'sweep-id': string; seeds: string; json?: boolean; 'sweep-dir'?: string; tracking: boolean }
 
 const common = <T>(y: Argv<T>): Argv<T> => y
   .option('parallel', { type: 'number', describe: 'trials at once (default: the spec\'s `parallel`, else one per GPU or core; with --queue: the spec\'s, else 4)' })
@@ -85,7 +88,7 @@ function printResult(r: SweepResult, json: boolean | undefined): void {
       sweep_id: r.sweepId,
       parent_run_id: r.parentRunId,
       trials: r.trials,
-      best: r.best ? { run_id: r.best.runId, params: r.best.params, metric: r.best.metric } : null,
+      best: r.best ? { run_id: r.best.runId, trial_id: r.best.trialId, params: r.best.params, metric: r.best.metric } : null,
       baselines: r.baselines,
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -205,9 +208,42 @@ const statusCommand: CommandModule<object, StatusArgs> = {
   },
 };
 
+const confirmCommand: CommandModule<object, ConfirmArgs> = {
+  command: 'confirm <sweep-id>',
+  describe: 'Re-train the best configuration with other seeds: what it is worth beyond the seed it was selected on',
+  builder: (y: Argv) => y
+    .positional('sweep-id', { type: 'string', demandOption: true })
+    .option('seeds', { type: 'string', default: '2222,3333', describe: 'comma-separated seeds to re-train with' })
+    .option('tracking', { type: 'boolean', default: true, describe: 'log the runs under the sweep\'s parent run (--no-tracking to skip)' })
+    .option('json', { type: 'boolean', describe: 'print progress on stderr and, as the last stdout line, one JSON object' })
+    .option('sweep-dir', { type: 'string', describe: 'where sweeps are persisted (default: EGMF_SWEEP_DIR, else .egmf/sweeps)' }) as Argv<ConfirmArgs>,
+  handler: async (args) => {
+    const seeds = String(args.seeds).split(',').map((x) => {
+      const n = Number(x.trim());
+      if (x.trim() === '' || !Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key: 'seeds' });
+      return n;
+    });
+    const say = (m: string) => process.stderr.write(`${m}\n`);
+    const r = await confirmBest(args['sweep-id'], { seeds, tracking: args.tracking, say, ...(args['sweep-dir'] ? { root: args['sweep-dir'] } : {}) });
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify({
+        sweep_id: r.sweepId, trial_id: r.trialId, params: r.params, metric: r.metric, sweep_value: r.sweepValue,
+        runs: r.runs.map((x) => ({ seed: x.seed, value: x.value, run_id: x.runId })), mean: r.summary.mean, std: r.summary.std, max_diff: r.maxDiff, baselines: r.baselines,
+      })}\n`);
+      return;
+    }
+    process.stdout.write([
+      `best trial ${r.trialId}: ${r.metric} ${r.sweepValue.toFixed(4)} in the sweep`,
+      ...r.runs.map((x) => `  seed ${x.seed}: ${x.value.toFixed(4)} (${(x.value - r.sweepValue >= 0 ? '+' : '')}${(x.value - r.sweepValue).toFixed(4)})`),
+      `re-trained, mean ± std over seeds ${seeds.join(', ')}: ${formatMeanStd(r.summary)}; largest difference from the sweep's value ${r.maxDiff.toFixed(4)}`,
+      `baselines on its data: ${formatBaselines(r.baselines, (v) => v.toFixed(4))}`,
+    ].join('\n') + '\n');
+  },
+};
+
 export const sweepCommand: CommandModule = {
   command: 'sweep <command>',
-  describe: 'Hyperparameter sweeps tracked in MLflow: run, resume, status',
-  builder: (y: Argv) => y.command(runCommand).command(resumeCommand).command(statusCommand).demandCommand(1, 'Name a sweep command (see egmf sweep --help).'),
+  describe: 'Hyperparameter sweeps tracked in MLflow: run, resume, status, confirm',
+  builder: (y: Argv) => y.command(runCommand).command(resumeCommand).command(statusCommand).command(confirmCommand).demandCommand(1, 'Name a sweep command (see egmf sweep --help).'),
   handler: () => undefined,
 };

@@ -27,7 +27,7 @@ describe('npm run sweep (reduced)', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       sweep_id: string; parent_run_id: string; trials: { completed: number; pruned: number; failed: number };
-      best: { run_id: string; params: Record<string, unknown>; metric: number }; baselines: Record<string, number>;
+      best: { run_id: string; trial_id: string; params: Record<string, unknown>; metric: number }; baselines: Record<string, number>;
     };
     expect(out.trials.failed).toBe(0);
     expect(out.trials.completed + out.trials.pruned).toBe(2);
@@ -65,5 +65,34 @@ print(json.dumps({
       expect(k.params['data.dataset']).toMatch(/^(meld|cherma)$/);
     }
     expect(got.kids.filter((k: { best: string }) => k.best === 'true').map((k: { id: string }) => k.id)).toEqual([out.best.run_id]);
+
+    // `sweep confirm` re-trains the best configuration with another seed, under the parent run.
+    const env = { ...process.env, EGMF_CACHE: join(tmp.path, 'cache'), EGMF_SWEEP_DIR: join(tmp.path, 'sweeps'), MLFLOW_TRACKING_URI: '' };
+    const c = spawnSync('node', ['bin/egmf.mjs', 'sweep', 'confirm', out.sweep_id, '--seeds', '2222', '--json'], { cwd: REPO, encoding: 'utf8', timeout: 600_000, env });
+    expect(c.stderr).not.toMatch(/^error:/m);
+    expect(c.status).toBe(0);
+    const conf = JSON.parse(c.stdout.trim().split('\n').pop()!) as { trial_id: string; params: Record<string, unknown>; sweep_value: number; runs: { seed: number; value: number; run_id: string }[]; mean: number; std: number; max_diff: number; baselines: Record<string, number> };
+    expect(conf.trial_id).toBe(out.best.trial_id);
+    expect(conf.params).toEqual(out.best.params);
+    expect(conf.sweep_value).toBe(out.best.metric);
+    expect(conf.runs.map((x) => x.seed)).toEqual([2222]);
+    expect(conf.mean).toBe(conf.runs[0]!.value);
+    expect(conf.std).toBe(0);
+    expect(conf.max_diff).toBeCloseTo(Math.abs(conf.runs[0]!.value - out.best.metric), 12);
+    expect(conf.baselines.majority).toBeGreaterThan(0);
+    const tagged = runPython(`
+import sys, os
+os.environ['MLFLOW_ALLOW_FILE_STORE'] = 'true'
+from mlflow.tracking import MlflowClient
+r = MlflowClient(tracking_uri='file:' + sys.argv[1]).get_run(sys.argv[2])
+print(r.data.tags.get('mlflow.parentRunId'), r.data.tags.get('sweep.confirm_of'), r.info.status)
+`, [store, conf.runs[0]!.run_id]);
+    expect(tagged.stdout.trim().split('\n').pop()).toBe(`${out.parent_run_id} ${out.best.trial_id} FINISHED`);
+    const bad = spawnSync('node', ['bin/egmf.mjs', 'sweep', 'confirm', out.sweep_id, '--seeds', '2222,x'], { cwd: REPO, encoding: 'utf8', env });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/key 'seeds': seeds must be integers, got 'x'/);
+    const missing = spawnSync('node', ['bin/egmf.mjs', 'sweep', 'confirm', 'no-such-sweep'], { cwd: REPO, encoding: 'utf8', env });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/no-such-sweep/);
   });
 });
