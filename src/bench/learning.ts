@@ -1,7 +1,7 @@
 /**
  * Learning benchmark: does EGMF learn, reliably, on the default synthetic experiment?
  *
- * Protocol: `experiments/synthetic/<dataset>.yaml` as it stands (MELD: scale 0.28, 310
+ * Protocol: `experiments/synthetic/<dataset>.yaml` as it stands (MELD: scale 0.28, 311
  * validation samples, the first 1,200 training samples, 4 epochs = 300 steps of 16, peak lr
  * 0.005 with 5% warm-up then cosine), the built-in tiny LLM, wasm. Every variant below is
  * trained once per seed (1111-5555 by default), each run a real `egmf train` process, at

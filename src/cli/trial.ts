@@ -35,8 +35,18 @@ export const trialCommand: CommandModule = {
       let best: number | null = null;
       const outDir = join(sweepRoot(), p.sweepId, 'trials', p.trialId);
       const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
+      // A trial never outlives its executor: re-parented (the controller or worker was
+      // killed) or cut off from its channel, it stops at the next step, leaving its last
+      // checkpoint for the delivery that `sweep resume` or another worker makes.
+      const parent = process.ppid;
       const r = await trainExperiment(cfg, {
         outDir, seed, resume,
+        onStep: () => {
+          if (process.ppid !== parent || process.connected === false) {
+            process.stderr.write(`trial ${p.trialId}: its executor is gone; stopping (the last checkpoint stays for the next delivery)\n`);
+            process.exit(70);
+          }
+        },
         say: (m) => process.stderr.write(`${m}\n`),
         tracking: {
           store: createStore(p.trackingUri),
@@ -58,7 +68,10 @@ export const trialCommand: CommandModule = {
           return conn.report(epoch + 1, v);
         },
       });
-      const value: number | null = best;
+      // A run that had already finished (its result lost with a killed controller) trains no
+      // epoch when resumed: its value is the best of the epochs it recorded.
+      const recorded = r.history.map((h) => h.metrics[key]).filter((v): v is number => v !== undefined);
+      const value: number | null = best ?? (recorded.length > 0 ? recorded.reduce((a, b) => (better(b, a) ? b : a)) : null);
       if (r.pruned) await conn.finish({ state: 'pruned', ...(value !== null ? { value } : {}), ...(runId ? { runId } : {}) });
       else if (value === null) await conn.finish({ state: 'failed', error: 'no validation metric was produced', ...(runId ? { runId } : {}) });
       else await conn.finish({ state: 'complete', value, ...(runId ? { runId } : {}) });

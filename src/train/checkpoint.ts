@@ -33,6 +33,8 @@ export interface TrainerState {
   history: { epoch: number; step: number; metrics: Record<string, number> }[];
   /** True once training ended (early stop or last epoch). */
   finished: boolean;
+  /** True when it ended because onEpoch said stop (a pruned sweep trial); absent in older checkpoints. */
+  pruned?: boolean;
 }
 
 export function saveCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variable>, opt: AdamW | null, state: TrainerState): void {

@@ -48,6 +48,11 @@ export interface TrainOptions {
   onEpoch?: (epoch: number, metrics: Record<string, number>, metric: number) => Promise<boolean> | boolean;
   /** Called once the tracking run exists. */
   onRunStarted?: (runId: string) => void;
+  /**
+   * Called after every optimiser step, synchronously: training does not yield to the event
+   * loop within an epoch, so this is where a sweep trial notices that its parent died.
+   */
+  onStep?: (step: number) => void;
 }
 
 export interface TrainResult {
@@ -133,7 +138,8 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     await logger.flush();
   };
 
-  let pruned = false;
+  // A resumed run that had already been stopped by its hook stays pruned.
+  let pruned = state.pruned === true;
   let trainSamples = 0;
   const trainStart = performance.now();
   while (!state.finished) {
@@ -154,6 +160,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
         logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss, ...(probe !== undefined ? { 'train/probe': probe } : {}) }, state.step);
       }
       progress.tick(1, { epoch: epoch + 1, loss });
+      o.onStep?.(state.step);
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
     }
     // End of an epoch (or of the step budget): validate, keep the best, maybe stop.
@@ -170,6 +177,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     progress.log(`epoch ${epoch + 1}: valid ${metricName} ${value.toFixed(4)}${improved ? ' (best)' : ''}`);
     const hookStop = (await o.onEpoch?.(epoch, v.metrics, value)) ?? false;
     pruned = hookStop;
+    if (hookStop) state.pruned = true;
     state.epoch = epoch + 1;
     state.batchInEpoch = 0;
     state.earlyStopping = es.state();

@@ -4,7 +4,7 @@
  * the same runs as `npm run bench -- --target learning --variants all`).
  *
  * Protocol now: the default synthetic MELD experiment (scale 0.28: the first 1,200 of its
- * training samples, 310 validation samples; 300 steps of 16, peak lr 0.005, 5% warm-up then
+ * training samples, 311 validation samples; 300 steps of 16, peak lr 0.005, 5% warm-up then
  * cosine), wasm, valid weighted F1 at the best epoch. The five-seed table is in the README
  * ("Learning: EGMF against its baselines").
  *

@@ -1,0 +1,97 @@
+/**
+ * `egmf trial` as a real process on tiny data (a 20-step pretrained built-in LLM): a trial
+ * whose run already finished reports the recorded result when delivered again, and a trial
+ * whose executor is SIGKILLed stops instead of training on as an orphan.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
+import { REPO, tempDir } from '../helpers.ts';
+
+const tmp = tempDir('egmf-trial-');
+const orphans: number[] = [];
+afterAll(() => {
+  for (const pid of orphans) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  tmp.cleanup();
+});
+const env = { EGMF_CACHE: join(tmp.path, 'cache'), EGMF_SWEEP_DIR: join(tmp.path, 'sweeps'), MLFLOW_TRACKING_URI: '', MLFLOW_EXPERIMENT_NAME: '' };
+
+function payload(trialId: string, maxEpochs: number, sets: string[] = ['data.limit_train=32', 'train.batch_size=16']): TrialPayload {
+  return {
+    version: 1, sweepId: 'sw', trialId, number: 0, seedIndex: 0, seed: null, params: {},
+    overrides: ['data.scale=0.03', 'llm.pretrain_steps=20', ...sets],
+    baseConfig: join(REPO, 'experiments', 'synthetic', 'meld.yaml'), trackingUri: join(tmp.path, 'mlruns'), experimentName: 'trial-test',
+    parentRunId: null, metric: { name: 'valid/weighted_f1', goal: 'maximize' }, maxEpochs,
+  };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('egmf trial', () => {
+  it('a trial delivered again after its run finished reports the recorded result, training nothing', async () => {
+    const p = payload('sw-t0-s0', 2);
+    const reports: number[] = [];
+    const first = await runTrialProcess({ command: trialCommand(), payload: p, env, onReport: (step) => (reports.push(step), false) });
+    expect(first.state).toBe('complete');
+    expect(reports).toEqual([1, 2]);
+    const again: number[] = [];
+    const second = await runTrialProcess({ command: trialCommand(), payload: p, env, onReport: (step) => (again.push(step), false) });
+    expect(second).toEqual(first); // same state, value and run: not "no validation metric was produced"
+    expect(again).toEqual([]);
+    // A pruned trial delivered again stays pruned, with its value.
+    const q = payload('sw-t2-s0', 2);
+    const pruned = await runTrialProcess({ command: trialCommand(), payload: q, env, onReport: () => true });
+    expect(pruned.state).toBe('pruned');
+    expect(await runTrialProcess({ command: trialCommand(), payload: q, env, onReport: () => true })).toEqual(pruned);
+  }, 300_000);
+
+  it('stops within seconds when its executor is SIGKILLed, instead of training on as an orphan', async () => {
+    const path = join(tmp.path, 'payload-orphan.json');
+    // Epochs of 150 steps (~15 s): without a per-step check the trial would notice only at
+    // the end of one, when it next talks to its executor.
+    writeFileSync(path, JSON.stringify(payload('sw-t1-s0', 200, ['train.batch_size=2'])));
+    const wrapper = join(tmp.path, 'executor.mjs');
+    writeFileSync(wrapper, `
+import { spawn } from 'node:child_process';
+const c = spawn(process.execPath, [${JSON.stringify(join(REPO, 'bin', 'egmf.mjs'))}, 'trial'], { env: { ...process.env, EGMF_TRIAL_PAYLOAD: ${JSON.stringify(path)} }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], serialization: 'json' });
+c.on('message', (m) => {
+  if (m.type === 'report') c.send({ type: 'decision', step: m.step, prune: false });
+  if (m.type === 'report' && m.step === 1) process.stdout.write('child ' + c.pid + '\\n');
+});
+`);
+    const exec = spawn(process.execPath, [wrapper], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const childPid = await new Promise<number>((ok, fail) => {
+      let out = '';
+      exec.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /child (\d+)/.exec(out);
+        if (m) ok(Number(m[1]));
+      });
+      exec.on('close', () => fail(new Error(`the executor exited before its trial reported: ${out}`)));
+    });
+    orphans.push(childPid);
+    expect(alive(childPid)).toBe(true); // training epoch 2 of 200
+    await new Promise((r) => setTimeout(r, 1000));
+    exec.kill('SIGKILL');
+    const t0 = Date.now();
+    while (alive(childPid) && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(childPid), 'the trial outlived its executor by 5 s').toBe(false);
+    // It left the checkpoint of its last finished epoch for the next delivery.
+    expect(existsSync(join(tmp.path, 'sweeps', 'sw', 'trials', 'sw-t1-s0', 'checkpoints', 'latest', 'state.json'))).toBe(true);
+  }, 300_000);
+});
