@@ -21,7 +21,7 @@ describe('egmf sweep (local processes)', () => {
     expect(Object.keys(j)).toEqual(['sweep_id', 'parent_run_id', 'trials', 'best', 'baselines']);
     expect(j.baselines).toEqual({}); // the stand-in trials train nothing and log no baselines
     expect(j.trials).toEqual({ completed: 3, pruned: 0, failed: 0 });
-    expect(j.best).toEqual({ run_id: expect.stringMatching(/^[0-9a-f]{32}$/), params: { 'train.lr': 0.3 }, metric: 1 });
+    expect(j.best).toEqual({ run_id: expect.stringMatching(/^[0-9a-f]{32}$/), trial_id: `${j.sweep_id}-t1-s0`, params: { 'train.lr': 0.3 }, metric: 1 });
     expect(r.stderr).toMatch(/-t1-s0 complete/);
     const id = j.sweep_id as string;
     const human = spawnEgmf(['sweep', 'status', id], env, dir);
