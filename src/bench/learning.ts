@@ -63,6 +63,8 @@ export interface LearningResult extends Record<string, unknown> {
   seeds: number[];
   metric: string;
   runs: LearningRun[];
+  /** Runs that failed, with the cause; the others still count. */
+  failed: { variant: LearningVariant; seed: number; error: string }[];
   /** Per variant: mean ± std over seeds of valid (and test) weighted F1. */
   table: Record<string, { valid: MeanStd; test: MeanStd }>;
   baselines: { majority: MeanStd; tfidf: MeanStd };
@@ -92,6 +94,7 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
   const t0 = Date.now();
   const jobs = seeds.flatMap((seed) => variants.map((variant) => ({ variant, seed })));
   const runs: LearningRun[] = [];
+  const failed: LearningResult['failed'] = [];
   const baselines: { majority: number[]; tfidf: number[] } = { majority: [], tfidf: [] };
   let metric = 'weighted_f1';
   try {
@@ -100,7 +103,14 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
       while (next < jobs.length) {
         const job = jobs[next++]!;
         const out = join(root, `${job.variant}-${job.seed}`);
-        const r = await trainProcess(dataset, job.seed, [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out, opts.env);
+        let r: TrainLine;
+        try {
+          r = await trainProcess(dataset, job.seed, [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out, opts.env);
+        } catch (e) {
+          failed.push({ variant: job.variant, seed: job.seed, error: (e as Error).message });
+          say(`${job.variant} seed ${job.seed}: FAILED: ${(e as Error).message}`);
+          continue;
+        }
         metric = r.metric;
         runs.push({ variant: job.variant, seed: job.seed, valid: r.best_valid, test: r.test[metric] ?? Number.NaN, seconds: r.seconds });
         if (job.variant === variants[0]) {
@@ -125,7 +135,7 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
     ? { gap: linear.mean - full.mean, gap_ok: linear.mean - full.mean <= 0.03, full_std: full.std, std_ok: full.std <= 0.03 }
     : null;
   return {
-    dataset, seeds, metric, runs, table,
+    dataset, seeds, metric, runs, failed, table,
     baselines: { majority: meanStd(baselines.majority), tfidf: meanStd(baselines.tfidf) },
     targets, wall_s: Math.round((Date.now() - t0) / 1000),
   };
@@ -168,6 +178,7 @@ export function formatLearning(r: LearningResult): string {
   if (r.targets) {
     lines.push(`target: linear - full ≤ 0.03: ${r.targets.gap.toFixed(3)} ${r.targets.gap_ok ? 'holds' : 'does NOT hold'}; std(full) ≤ 0.03: ${r.targets.full_std.toFixed(3)} ${r.targets.std_ok ? 'holds' : 'does NOT hold'}`);
   }
+  for (const f of r.failed) lines.push(`FAILED ${f.variant} seed ${f.seed}: ${f.error}`);
   lines.push(`wall time ${r.wall_s} s`);
   return lines.join('\n');
 }

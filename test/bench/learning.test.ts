@@ -16,13 +16,14 @@ const TINY = ['data.scale=0.03', 'data.limit_train=32', 'train.epochs=1', 'llm.p
 describe('learning bench', () => {
   it('trains each variant per seed in parallel processes and summarises them over seeds beside the baselines', async () => {
     const said: string[] = [];
-    const r = await runLearningBench({ variants: ['full', 'linear'], seeds: [1, 2], sets: TINY, env, say: (m) => said.push(m) });
-    expect(r.runs.map((x) => `${x.variant}-${x.seed}`)).toEqual(['full-1', 'full-2', 'linear-1', 'linear-2']);
+    const r = await runLearningBench({ variants: ['full', 'linear', 'no-pseudo'], seeds: [1, 2], sets: TINY, env, say: (m) => said.push(m) });
+    expect(r.failed).toEqual([]);
+    expect(r.runs.map((x) => `${x.variant}-${x.seed}`)).toEqual(['full-1', 'full-2', 'linear-1', 'linear-2', 'no-pseudo-1', 'no-pseudo-2']);
     for (const x of r.runs) {
       expect(x.valid).toBeGreaterThanOrEqual(0);
       expect(x.valid).toBeLessThanOrEqual(1);
     }
-    expect(said).toHaveLength(4);
+    expect(said).toHaveLength(6);
     const full = r.runs.filter((x) => x.variant === 'full').map((x) => x.valid);
     expect(r.table.full!.valid.n).toBe(2);
     expect(r.table.full!.valid.mean).toBeCloseTo((full[0]! + full[1]!) / 2, 10);
@@ -45,6 +46,10 @@ describe('learning bench', () => {
     expect(parseVariants('all')).toEqual(Object.keys(LEARNING_VARIANTS));
     expect(parseVariants('text, no-pseudo')).toEqual(['text', 'no-pseudo']);
     expect(() => parseVariants('full,nope')).toThrow(/key 'variants': unknown learning variant 'nope'/);
-    await expect(runLearningBench({ variants: ['full'], seeds: [1], sets: [...TINY, 'model.width=-1'], env })).rejects.toThrow(/egmf train \(.*seed 1\) exited 1: .*model\.width/);
+    const bad = await runLearningBench({ variants: ['full'], seeds: [1], sets: [...TINY, 'model.width=-1'], env });
+    expect(bad.runs).toEqual([]);
+    expect(bad.failed).toHaveLength(1);
+    expect(bad.failed[0]!.error).toMatch(/egmf train \(.*seed 1\) exited 1: .*model\.width/);
+    expect(formatLearning(bad)).toMatch(/FAILED full seed 1: .*model\.width/);
   }, 120_000);
 });

@@ -204,7 +204,8 @@ export class EgmfModel {
         const scores = tf.tidy(() => {
           const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => !done[i]);
           const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
-          const hidden = this.runLlm(a, tf.gather(pseudo, active), false); // [B', N, D]
+          // No pseudo tokens (`pseudo_tokens: 0`): nothing to gather (wasm mis-shapes a gather of an empty tensor).
+          const hidden = this.runLlm(a, this.opts.model.pseudo_tokens === 0 ? pseudo : tf.gather(pseudo, active), false); // [B', N, D]
           const last = tf.slice(hidden, [0, a.length - 1, 0], [-1, 1, -1]); // [B', 1, D]
           return linear(tf.reshape(last, [active.length, -1]), this.answerHead(), undefined, true).dataSync(); // [B', V']
         });
@@ -265,11 +266,12 @@ export class EgmfModel {
   private runLlm(a: AssembledInputs, pseudo: tf.Tensor3D, training: boolean): tf.Tensor3D {
     const [b, k, d] = pseudo.shape;
     const ids = tf.tensor2d(a.ids, [a.batch, a.length], 'int32');
+    const attentionMask = { data: a.attentionMask, batch: a.batch, length: a.length };
+    if (k === 0) return this.opts.llm.forward({ inputsEmbeds: this.embed(ids), attentionMask, positionIds: a.positions, training });
     const tokens = tf.mul(this.embed(ids), tf.sub(1, tf.tensor3d(a.pseudoMask, [a.batch, a.length, 1]))); // [B, N, D]
     const rows = tf.concat([tf.reshape(pseudo, [b * k, d]), tf.zeros([1, d])], 0); // [B·K + 1, D]
     const placed = tf.reshape(tf.gather(rows, tf.tensor1d(a.pseudoIndex, 'int32')), [a.batch, a.length, d]); // [B, N, D]
     const inputsEmbeds = tf.add(tokens, placed) as tf.Tensor3D;
-    const attentionMask = { data: a.attentionMask, batch: a.batch, length: a.length };
     return this.opts.llm.forward({ inputsEmbeds, attentionMask, positionIds: a.positions, training });
   }
 
