@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
@@ -39,6 +40,7 @@ export const trialCommand: CommandModule = {
       // killed) or cut off from its channel, it stops at the next step, leaving its last
       // checkpoint for the delivery that `sweep resume` or another worker makes.
       const parent = process.ppid;
+      watchParent(parent);
       const r = await trainExperiment(cfg, {
         outDir, seed, resume,
         onStep: () => {
@@ -81,3 +83,21 @@ export const trialCommand: CommandModule = {
     }
   },
 };
+
+/**
+ * The watchdog behind the per-step check: evaluation, baseline fits and setup also block the
+ * event loop for long stretches, so a worker thread polls the parent pid twice a second and
+ * SIGKILLs this process once it is re-parented. Checkpoints are written to a temporary folder
+ * and renamed, so the kill never leaves a torn one.
+ */
+function watchParent(parent: number): void {
+  const code = `const { workerData } = require('node:worker_threads');
+const { writeSync } = require('node:fs');
+setInterval(() => {
+  if (process.ppid !== workerData.parent) {
+    writeSync(2, 'trial: its executor is gone; stopping (the last checkpoint stays for the next delivery)\\n');
+    process.kill(workerData.pid, 'SIGKILL');
+  }
+}, 500);`;
+  new Worker(code, { eval: true, workerData: { parent, pid: process.pid } }).unref();
+}
