@@ -81,9 +81,11 @@
  * LLM's tiny gradients; with the probe the answers the LLM writes follow the fused vector
  * within the first epoch. The CI block below runs with the probe (the default).
  *
- * The first block (full and text only, seed 1111, ~8 min on 2 cores) runs with the suite.
- * The second, every variant over the paper's five seeds (~65 min), is opt-in
- * (EGMF_ABLATION=1); it fails on the semantic comparison.
+ * Now: the first block (full and text only, seed 1111, two processes, ~3 min on 2 cores)
+ * runs with the suite; the second, every variant over five seeds (~75 min), is opt-in
+ * (EGMF_ABLATION=1). Measured over seeds 1111-3333 (README): full 0.755 ± 0.011, linear head
+ * 0.771 ± 0.019, local 0.703, semantic 0.756, depth 1 0.759 ± 0.015, so its assertions hold;
+ * the full model does not beat the semantic expert alone, and nothing asserts that it does.
  * Margins are weighted-F1 points; the precondition (full beats the majority baseline)
  * keeps the comparisons from passing on runs that learned nothing.
  */
