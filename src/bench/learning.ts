@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EgmfError } from '../errors.ts';
-import { formatMeanStd, meanStd, type MeanStd } from '../train/seeds.ts';
+import { meanStd, type MeanStd } from '../train/seeds.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 export const LEARNING_SEEDS = [1111, 2222, 3333, 4444, 5555] as const;
@@ -167,7 +167,7 @@ function trainProcess(dataset: string, seed: number, sets: readonly string[], ou
 
 /** The table for people: one row per variant, the baselines, and the targets. */
 export function formatLearning(r: LearningResult): string {
-  const f = (s: MeanStd) => formatMeanStd(s, 3);
+  const f = (s: MeanStd) => (s.n > 1 ? `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)}` : s.mean.toFixed(3));
   const w = Math.max(...Object.keys(r.table).map((k) => k.length), 12);
   const lines = [
     `synthetic ${r.dataset}, valid ${r.metric} at the best epoch, seeds ${r.seeds.join(', ')} (mean ± std; test beside it)`,

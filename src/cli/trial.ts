@@ -5,7 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
 import { sweepRoot } from '../sweep/controller.ts';
-import { bestRecorded, connectTrial, sweepMetricKey, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
+import { connectTrial, sweepMetricKey, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
 import { createStore } from '../tracking/index.ts';
 import { trainExperiment } from '../train/trainer.ts';
 
@@ -37,11 +37,18 @@ export const trialCommand: CommandModule = {
       const outDir = join(sweepRoot(), p.sweepId, 'trials', p.trialId);
       const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
       // A trial never outlives its executor: re-parented (the controller or worker was
-      // killed), it stops, leaving its last checkpoint for the delivery that `sweep resume`
-      // or another worker makes.
-      watchParent(process.ppid);
+      // killed) or cut off from its channel, it stops at the next step, leaving its last
+      // checkpoint for the delivery that `sweep resume` or another worker makes.
+      const parent = process.ppid;
+      watchParent(parent);
       const r = await trainExperiment(cfg, {
         outDir, seed, resume,
+        onStep: () => {
+          if (process.ppid !== parent || process.connected === false) {
+            process.stderr.write(`trial ${p.trialId}: its executor is gone; stopping (the last checkpoint stays for the next delivery)\n`);
+            process.exit(70);
+          }
+        },
         say: (m) => process.stderr.write(`${m}\n`),
         tracking: {
           store: createStore(p.trackingUri),
@@ -65,7 +72,8 @@ export const trialCommand: CommandModule = {
       });
       // A run that had already finished (its result lost with a killed controller) trains no
       // epoch when resumed: its value is the best of the epochs it recorded.
-      const value: number | null = best ?? bestRecorded(r.history, key, p.metric.goal);
+      const recorded = r.history.map((h) => h.metrics[key]).filter((v): v is number => v !== undefined);
+      const value: number | null = best ?? (recorded.length > 0 ? recorded.reduce((a, b) => (better(b, a) ? b : a)) : null);
       if (r.pruned) await conn.finish({ state: 'pruned', ...(value !== null ? { value } : {}), ...(runId ? { runId } : {}) });
       else if (value === null) await conn.finish({ state: 'failed', error: 'no validation metric was produced', ...(runId ? { runId } : {}) });
       else await conn.finish({ state: 'complete', value, ...(runId ? { runId } : {}) });
@@ -77,8 +85,8 @@ export const trialCommand: CommandModule = {
 };
 
 /**
- * The watchdog: training steps, evaluation and baseline fits block the event loop for long
- * stretches (so the IPC 'disconnect' event comes late), so a worker thread polls the parent pid twice a second and
+ * The watchdog behind the per-step check: evaluation, baseline fits and setup also block the
+ * event loop for long stretches, so a worker thread polls the parent pid twice a second and
  * SIGKILLs this process once it is re-parented. Checkpoints are written to a temporary folder
  * and renamed, so the kill never leaves a torn one.
  */

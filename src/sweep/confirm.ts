@@ -14,10 +14,10 @@ import { loadExperiment } from '../config/experiment.ts';
 import { createStore } from '../tracking/index.ts';
 import { trainExperiment } from '../train/trainer.ts';
 import { meanStd, type MeanStd } from '../train/seeds.ts';
-import { bestTrial, loadSweepOf, readMeta, studyFromJournal, sweepDir, sweepRoot, trialEpochs } from './controller.ts';
+import { bestTrial, loadSweepOf, readMeta, studyFromJournal, sweepDir, sweepRoot } from './controller.ts';
 import { configOverrides } from './study.ts';
 import type { Params } from './space.ts';
-import { bestRecorded, sweepMetricKey, TAG_SWEEP_ID } from './trial-protocol.ts';
+import { sweepMetricKey, TAG_SWEEP_ID } from './trial-protocol.ts';
 
 export const TAG_CONFIRM_OF = 'sweep.confirm_of';
 
@@ -52,17 +52,17 @@ export async function confirmBest(sweepId: string, opts: ConfirmOptions): Promis
   const top = bestTrial(study);
   if (top === undefined || top.value === undefined) throw new EgmfError(`sweep '${sweepId}' has no completed trial to confirm`, { key: 'sweep-id' });
   if (spec.base_config === undefined || spec.base_config === null) throw new EgmfError('the sweep spec names no base_config', { key: 'base_config' });
-  // The trial's own config: the spec's base and `set`, its params, its epoch budget.
-  const epochs = trialEpochs(spec, top.params);
-  const cfg = loadExperiment(spec.base_config, [
+  const epochs = spec.early_terminate?.type === 'asha' ? spec.early_terminate.max_resource : undefined;
+  const overrides = [
     ...Object.entries(configOverrides(spec, top.params)).map(([k, v]) => `${k}=${JSON.stringify(v)}`),
-    ...(epochs !== null ? [`train.epochs=${epochs}`] : []),
-  ]);
+    ...(epochs !== undefined ? [`train.epochs=${epochs}`] : []),
+  ];
   const key = sweepMetricKey(spec.metric.name);
   const store = opts.tracking === false ? null : createStore(meta.trackingUri);
   const runs: ConfirmResult['runs'] = [];
   let baselines: Record<string, number> = {};
   for (const seed of opts.seeds) {
+    const cfg = loadExperiment(spec.base_config, overrides);
     const outDir = join(dir, 'confirm', `seed${seed}`);
     const r = await trainExperiment(cfg, {
       outDir, seed, say: opts.say,
@@ -71,8 +71,9 @@ export async function confirmBest(sweepId: string, opts: ConfirmOptions): Promis
         tags: { [TAG_SWEEP_ID]: meta.sweepId, [TAG_CONFIRM_OF]: top.id },
       } : null,
     });
-    const best = bestRecorded(r.history, key, spec.metric.goal);
-    if (best === null) throw new EgmfError(`the sweep metric '${spec.metric.name}' is not a validation metric of this run`, { key: 'metric.name' });
+    const value = r.history.map((h) => h.metrics[key]).filter((v): v is number => v !== undefined);
+    if (value.length === 0) throw new EgmfError(`the sweep metric '${spec.metric.name}' is not a validation metric of this run`, { key: 'metric.name' });
+    const best = spec.metric.goal === 'maximize' ? Math.max(...value) : Math.min(...value);
     runs.push({ seed, value: best, runId: r.runId, outDir });
     baselines = r.baselines;
     opts.say?.(`confirm seed ${seed}: ${spec.metric.name} ${best.toFixed(4)} (sweep ${top.value.toFixed(4)})`);

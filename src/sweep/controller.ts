@@ -269,18 +269,12 @@ function tellOf(o: TrialOutcome): TellResult {
   return { state: 'failed', error: o.error ?? 'trial failed' };
 }
 
-/** A trial's epoch budget: ASHA's max_resource, else the spec's or the params' `train.epochs`, else null. */
-export function trialEpochs(spec: SweepSpec, params: Readonly<Params>): number | null {
-  const asha = spec.early_terminate?.type === 'asha' ? spec.early_terminate.max_resource : undefined;
-  if (asha !== undefined) return asha;
-  const fromSet = spec.set['train.epochs'] ?? params['train.epochs'];
-  return typeof fromSet === 'number' && Number.isInteger(fromSet) && fromSet >= 1 ? fromSet : null;
-}
-
 function payloadFor(spec: SweepSpec, meta: SweepMeta, t: Trial): TrialPayload {
   const overrides = Object.entries(configOverrides(spec, t.params)).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   if (t.seed !== null) overrides.push(`seed=${t.seed}`);
-  const maxEpochs = trialEpochs(spec, t.params);
+  const epochs = spec.early_terminate?.type === 'asha' ? spec.early_terminate.max_resource : undefined;
+  const fromSet = spec.set['train.epochs'] ?? t.params['train.epochs'];
+  const maxEpochs = epochs ?? (typeof fromSet === 'number' && Number.isInteger(fromSet) && fromSet >= 1 ? fromSet : null);
   return {
     version: 1, sweepId: meta.sweepId, trialId: t.id, number: t.number, seedIndex: t.seedIndex, seed: t.seed,
     params: { ...t.params }, overrides, baseConfig: spec.base_config ?? null, trackingUri: meta.trackingUri,

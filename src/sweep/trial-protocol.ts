@@ -41,13 +41,6 @@ export function sweepMetricKey(name: string): string {
   return name.startsWith('valid/') ? name.slice('valid/'.length) : name;
 }
 
-/** The best value of `key` over a run's per-epoch validation history, or null when it has none. */
-export function bestRecorded(history: readonly { metrics: Record<string, number> }[], key: string, goal: Goal): number | null {
-  const v = history.map((h) => h.metrics[key]).filter((x): x is number => x !== undefined);
-  if (v.length === 0) return null;
-  return goal === 'maximize' ? Math.max(...v) : Math.min(...v);
-}
-
 export interface TrialPayload {
   version: 1;
   sweepId: string;

@@ -3,8 +3,6 @@
  * several seeds gives their mean ± sample standard deviation (n − 1 in the denominator; 0 for
  * one seed) and how many seeds it summarises.
  */
-import { EgmfError } from '../errors.ts';
-
 export interface MeanStd {
   mean: number;
   std: number;
@@ -24,15 +22,6 @@ export function meanStd(values: readonly number[]): MeanStd {
 export function meanStdMetrics(all: readonly Record<string, number>[]): Record<string, MeanStd> {
   const keys = [...new Set(all.flatMap((m) => Object.keys(m)))];
   return Object.fromEntries(keys.map((k) => [k, meanStd(all.map((m) => m[k] ?? Number.NaN))]).filter(([, s]) => (s as MeanStd).n > 0));
-}
-
-/** `1111,2222` → [1111, 2222]; anything but integers is an error naming `key`. */
-export function parseSeedList(raw: string, key = 'seeds'): number[] {
-  return raw.split(',').map((x) => {
-    const n = Number(x.trim());
-    if (x.trim() === '' || !Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key });
-    return n;
-  });
 }
 
 export function formatMeanStd(s: MeanStd, digits = 4): string {

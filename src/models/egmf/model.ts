@@ -152,7 +152,7 @@ export class EgmfModel {
 
   /** Probe loss: cross-entropy over the classes, or L1 on the score. */
   private probeLoss(probe: tf.Tensor2D, batch: EgmfBatch): tf.Scalar {
-    for (let i = 0; i < batch.size; i++) labelOf(batch, i);
+    for (let i = 0; i < batch.size; i++) if (!Number.isFinite(batch.labels[i]!)) this.targetTokens(batch, i); // names the sample
     return this.opts.grammar.task.kind === 'classification'
       ? softmaxCrossEntropy(probe, batch.labels)
       : (tf.mean(tf.abs(tf.sub(tf.reshape(probe, [-1]), tf.tensor1d(Float32Array.from(batch.labels))))) as tf.Scalar);
@@ -253,7 +253,9 @@ export class EgmfModel {
 
   /** Answer tokens of sample i; a missing or non-finite label is an error naming the sample. */
   private targetTokens(batch: EgmfBatch, i: number): number[] {
-    return this.opts.grammar.targetTokens(labelOf(batch, i));
+    const y = batch.labels[i]!;
+    if (!Number.isFinite(y)) throw new EgmfError(`sample '${batch.ids[i]}' has no usable label (${y})`, { row: i, key: 'label' });
+    return this.opts.grammar.targetTokens(y);
   }
 
   private layouts(batch: EgmfBatch, target: (i: number) => number[]): PromptLayout[] {
@@ -325,13 +327,6 @@ export class EgmfModel {
     if (ids.length === 0) throw new Error('the prompt has no tokens');
     return tf.tidy(() => tf.mean(tf.norm(this.opts.llm.embed([ids]), 'euclidean', -1)).dataSync()[0]!);
   }
-}
-
-/** Label of sample i; a missing or non-finite one is an error naming the sample. */
-function labelOf(batch: EgmfBatch, i: number): number {
-  const y = batch.labels[i]!;
-  if (!Number.isFinite(y)) throw new EgmfError(`sample '${batch.ids[i]}' has no usable label (${y})`, { row: i, key: 'label' });
-  return y;
 }
 
 /** Runs f as one untaped step: kernels nested in a customGrad forward are not recorded. */
