@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
@@ -36,19 +35,8 @@ export const trialCommand: CommandModule = {
       let best: number | null = null;
       const outDir = join(sweepRoot(), p.sweepId, 'trials', p.trialId);
       const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
-      // A trial never outlives its executor: re-parented (the controller or worker was
-      // killed) or cut off from its channel, it stops at the next step, leaving its last
-      // checkpoint for the delivery that `sweep resume` or another worker makes.
-      const parent = process.ppid;
-      watchParent(parent);
       const r = await trainExperiment(cfg, {
         outDir, seed, resume,
-        onStep: () => {
-          if (process.ppid !== parent || process.connected === false) {
-            process.stderr.write(`trial ${p.trialId}: its executor is gone; stopping (the last checkpoint stays for the next delivery)\n`);
-            process.exit(70);
-          }
-        },
         say: (m) => process.stderr.write(`${m}\n`),
         tracking: {
           store: createStore(p.trackingUri),
@@ -83,21 +71,3 @@ export const trialCommand: CommandModule = {
     }
   },
 };
-
-/**
- * The watchdog behind the per-step check: evaluation, baseline fits and setup also block the
- * event loop for long stretches, so a worker thread polls the parent pid twice a second and
- * SIGKILLs this process once it is re-parented. Checkpoints are written to a temporary folder
- * and renamed, so the kill never leaves a torn one.
- */
-function watchParent(parent: number): void {
-  const code = `const { workerData } = require('node:worker_threads');
-const { writeSync } = require('node:fs');
-setInterval(() => {
-  if (process.ppid !== workerData.parent) {
-    writeSync(2, 'trial: its executor is gone; stopping (the last checkpoint stays for the next delivery)\\n');
-    process.kill(workerData.pid, 'SIGKILL');
-  }
-}, 500);`;
-  new Worker(code, { eval: true, workerData: { parent, pid: process.pid } }).unref();
-}

@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { EgmfError } from '../errors.ts';
 import { createStore, startRun, type RunHandle, type TrackingStore } from '../tracking/index.ts';
 import type { Goal, Params } from './space.ts';
+import { TRIAL_PARENT_ENV } from './watchdog.ts';
 
 export const PAYLOAD_ENV = 'EGMF_TRIAL_PAYLOAD';
 export const TRIAL_COMMAND_ENV = 'EGMF_TRIAL_COMMAND';
@@ -185,7 +186,7 @@ export async function runTrialProcess(opts: RunTrialOptions): Promise<TrialOutco
       let protocolError: string | undefined;
       let chain: Promise<void> = Promise.resolve();
       const child = spawn(exe!, args, {
-        env: { ...process.env, ...opts.env, [PAYLOAD_ENV]: payloadPath },
+        env: { ...process.env, ...opts.env, [PAYLOAD_ENV]: payloadPath, [TRIAL_PARENT_ENV]: String(process.pid) },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         serialization: 'json',
       });

@@ -48,11 +48,6 @@ export interface TrainOptions {
   onEpoch?: (epoch: number, metrics: Record<string, number>, metric: number) => Promise<boolean> | boolean;
   /** Called once the tracking run exists. */
   onRunStarted?: (runId: string) => void;
-  /**
-   * Called after every optimiser step, synchronously: training does not yield to the event
-   * loop within an epoch, so this is where a sweep trial notices that its parent died.
-   */
-  onStep?: (step: number) => void;
 }
 
 export interface TrainResult {
@@ -160,7 +155,6 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
         logger.metrics({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/ce': model.lastStats?.ce ?? loss, ...(probe !== undefined ? { 'train/probe': probe } : {}) }, state.step);
       }
       progress.tick(1, { epoch: epoch + 1, loss });
-      o.onStep?.(state.step);
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
     }
     // End of an epoch (or of the step budget): validate, keep the best, maybe stop.

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
+import { executorPid } from '../../src/sweep/watchdog.ts';
 import { REPO, tempDir } from '../helpers.ts';
 
 const tmp = tempDir('egmf-trial-');
@@ -62,7 +63,7 @@ describe('egmf trial', () => {
 
   it('stops within seconds when its executor is SIGKILLed, instead of training on as an orphan', async () => {
     const path = join(tmp.path, 'payload-orphan.json');
-    // Epochs of 150 steps (~15 s): without a per-step check the trial would notice only at
+    // Epochs of 150 steps (~15 s): without the watchdog thread the trial would notice only at
     // the end of one, when it next talks to its executor.
     writeFileSync(path, JSON.stringify(payload('sw-t1-s0', 200, ['train.batch_size=2'])));
     const wrapper = join(tmp.path, 'executor.mjs');
@@ -94,4 +95,27 @@ c.on('message', (m) => {
     // It left the checkpoint of its last finished epoch for the next delivery.
     expect(existsSync(join(tmp.path, 'sweeps', 'sw', 'trials', 'sw-t1-s0', 'checkpoints', 'latest', 'state.json'))).toBe(true);
   }, 300_000);
+
+  it('exits at once, training nothing, when its executor died before the trial started', async () => {
+    // The executor writes its pid into EGMF_TRIAL_PARENT; a trial whose parent is already
+    // someone else (re-parented while it was still loading) must not start training.
+    const path = join(tmp.path, 'payload-late.json');
+    writeFileSync(path, JSON.stringify(payload('sw-t9-s0', 2)));
+    const c = spawn(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'trial'], {
+      env: { ...process.env, ...env, EGMF_TRIAL_PAYLOAD: path, EGMF_TRIAL_PARENT: String(process.pid + 1_000_000) },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json',
+    });
+    let err = '';
+    c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((ok) => c.on('close', (k) => ok(k)));
+    expect(code, err).toBe(70);
+    expect(err).toMatch(/executor is gone/);
+    expect(existsSync(join(tmp.path, 'sweeps', 'sw', 'trials', 'sw-t9-s0'))).toBe(false);
+  }, 60_000);
+
+  it('reads its executor pid from EGMF_TRIAL_PARENT, and falls back to its parent on a bad value', () => {
+    expect(executorPid({ EGMF_TRIAL_PARENT: '4242' })).toBe(4242);
+    expect(executorPid({ EGMF_TRIAL_PARENT: 'x1' })).toBe(process.ppid);
+    expect(executorPid({})).toBe(process.ppid);
+  });
 });
