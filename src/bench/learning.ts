@@ -15,14 +15,12 @@
  *     npm run bench -- --target learning                       # full vs linear, 5 seeds
  *     npm run bench -- --target learning --variants all        # the whole ablation table
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { EgmfError } from '../errors.ts';
-import { meanStd, type MeanStd } from '../train/seeds.ts';
-
-const REPO = resolve(import.meta.dirname, '..', '..');
+import { mapPool, REPO_ROOT, runTrainProcess, type TrainLine } from '../train/process.ts';
+import { formatMeanStd, meanStd, type MeanStd } from '../train/seeds.ts';
 export const LEARNING_SEEDS = [1111, 2222, 3333, 4444, 5555] as const;
 
 /** The variants, as `--set` overrides of the default experiment. */
@@ -39,6 +37,9 @@ export const LEARNING_VARIANTS = {
   'depth-1': { describe: 'gating depth 1 (one flat gate)', sets: ['model.gating.depth=1'] },
   'depth-3': { describe: 'gating depth 3 (also a gate over expert kinds)', sets: ['model.gating.depth=3'] },
   'no-pseudo': { describe: 'no pseudo tokens: the LLM answers from the prompt alone', sets: ['model.pseudo_tokens=0'] },
+  'no-lora': { describe: 'LoRA off: the LLM stays frozen', sets: ['llm.lora.enabled=false'] },
+  'lora-8': { describe: 'LoRA rank 8 (alpha 16)', sets: ['llm.lora.rank=8', 'llm.lora.alpha=16'] },
+  'lora-16': { describe: 'LoRA rank 16 (alpha 32)', sets: ['llm.lora.rank=16', 'llm.lora.alpha=32'] },
 } as const satisfies Record<string, { describe: string; sets: readonly string[] }>;
 export type LearningVariant = keyof typeof LEARNING_VARIANTS;
 export const DEFAULT_VARIANTS: readonly LearningVariant[] = ['full', 'linear'];
@@ -98,29 +99,27 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
   const baselines: { majority: number[]; tfidf: number[] } = { majority: [], tfidf: [] };
   let metric = 'weighted_f1';
   try {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < jobs.length) {
-        const job = jobs[next++]!;
-        const out = join(root, `${job.variant}-${job.seed}`);
-        let r: TrainLine;
-        try {
-          r = await trainProcess(dataset, job.seed, [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out, opts.env);
-        } catch (e) {
-          failed.push({ variant: job.variant, seed: job.seed, error: (e as Error).message });
-          say(`${job.variant} seed ${job.seed}: FAILED: ${(e as Error).message}`);
-          continue;
-        }
-        metric = r.metric;
-        runs.push({ variant: job.variant, seed: job.seed, valid: r.best_valid, test: r.test[metric] ?? Number.NaN, seconds: r.seconds });
-        if (job.variant === variants[0]) {
-          baselines.majority.push(r.baselines.majority ?? Number.NaN);
-          baselines.tfidf.push(r.baselines.tfidf ?? Number.NaN);
-        }
-        say(`${job.variant} seed ${job.seed}: valid ${metric} ${r.best_valid.toFixed(4)} (${Math.round(r.seconds)} s; majority ${r.baselines.majority?.toFixed(4)})`);
+    await mapPool(jobs, parallel, async (job) => {
+      let r: TrainLine;
+      try {
+        r = (await runTrainProcess({
+          config: join(REPO_ROOT, 'experiments', 'synthetic', `${dataset}.yaml`), seed: job.seed,
+          sets: [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out: join(root, `${job.variant}-${job.seed}`),
+          ...(opts.env ? { env: opts.env } : {}),
+        })).line;
+      } catch (e) {
+        failed.push({ variant: job.variant, seed: job.seed, error: (e as Error).message });
+        say(`${job.variant} seed ${job.seed}: FAILED: ${(e as Error).message}`);
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
+      metric = r.metric;
+      runs.push({ variant: job.variant, seed: job.seed, valid: r.best_valid ?? Number.NaN, test: r.test[metric] ?? Number.NaN, seconds: r.seconds });
+      if (job.variant === variants[0]) {
+        baselines.majority.push(r.baselines.majority ?? Number.NaN);
+        baselines.tfidf.push(r.baselines.tfidf ?? Number.NaN);
+      }
+      say(`${job.variant} seed ${job.seed}: valid ${metric} ${(r.best_valid ?? Number.NaN).toFixed(4)} (${Math.round(r.seconds)} s; majority ${r.baselines.majority?.toFixed(4)})`);
+    });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -141,33 +140,9 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
   };
 }
 
-interface TrainLine { metric: string; best_valid: number; test: Record<string, number>; baselines: Record<string, number>; seconds: number }
-
-/** One `egmf train` process; its `--json` line is the result. */
-function trainProcess(dataset: string, seed: number, sets: readonly string[], out: string, env?: NodeJS.ProcessEnv): Promise<TrainLine> {
-  const args = [join(REPO, 'bin', 'egmf.mjs'), 'train', '--config', join(REPO, 'experiments', 'synthetic', `${dataset}.yaml`),
-    '--seed', String(seed), '--backend', 'wasm', '--no-tracking', '--json', '--out', out, ...sets.flatMap((s) => ['--set', s])];
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, args, { cwd: REPO, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    child.on('error', fail);
-    child.on('close', (code) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !last.startsWith('{')) {
-        fail(new EgmfError(`egmf train (${sets.join(' ') || 'defaults'}, seed ${seed}) exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, { key: 'learning' }));
-        return;
-      }
-      ok(JSON.parse(last) as TrainLine);
-    });
-  });
-}
-
 /** The table for people: one row per variant, the baselines, and the targets. */
 export function formatLearning(r: LearningResult): string {
-  const f = (s: MeanStd) => (s.n > 1 ? `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)}` : s.mean.toFixed(3));
+  const f = (s: MeanStd) => formatMeanStd(s, 3);
   const w = Math.max(...Object.keys(r.table).map((k) => k.length), 12);
   const lines = [
     `synthetic ${r.dataset}, valid ${r.metric} at the best epoch, seeds ${r.seeds.join(', ')} (mean ± std; test beside it)`,

@@ -6,6 +6,7 @@ import { runTrainBench } from '../bench/train.ts';
 import type { TrainBenchResult } from '../bench/train.ts';
 import { formatLearning, LEARNING_SEEDS, parseVariants, runLearningBench } from '../bench/learning.ts';
 import type { LearningResult } from '../bench/learning.ts';
+import { parseSeedList } from '../train/seeds.ts';
 
 /** Options every bench target receives; a target ignores what it has no use for. */
 export interface BenchRunOptions {
@@ -109,11 +110,7 @@ export const benchCommand: CommandModule = {
     if (samples !== undefined && !(Number.isInteger(samples) && samples > 0)) {
       throw new EgmfError(`must be a positive integer, got ${String(samples)}`, { key: 'samples' });
     }
-    const seeds = argv.seeds === undefined ? undefined : String(argv.seeds).split(',').map((x) => {
-      const n = Number(x.trim());
-      if (!Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key: 'seeds' });
-      return n;
-    });
+    const seeds = argv.seeds === undefined ? undefined : parseSeedList(String(argv.seeds));
     const results = await runBench(argv.target as string[], { samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -17,7 +17,7 @@ import type { SweepSpec } from '../sweep/spec.ts';
 import { TRIAL_COMMAND_ENV } from '../sweep/trial-protocol.ts';
 import { formatBaselines } from '../train/baselines/index.ts';
 import { confirmBest } from '../sweep/confirm.ts';
-import { formatMeanStd } from '../train/seeds.ts';
+import { formatMeanStd, parseSeedList } from '../train/seeds.ts';
 
 interface CommonArgs { json?: boolean; parallel?: number; 'sweep-dir'?: string; attempts: number; 'queue-name': string }
 interface RunArgs extends CommonArgs { spec: string; 'tracking-uri'?: string; queue?: string; experiment?: string; 'run-cap'?: number; set?: string[]; prepare?: boolean }
@@ -218,11 +218,7 @@ const confirmCommand: CommandModule<object, ConfirmArgs> = {
     .option('json', { type: 'boolean', describe: 'print progress on stderr and, as the last stdout line, one JSON object' })
     .option('sweep-dir', { type: 'string', describe: 'where sweeps are persisted (default: EGMF_SWEEP_DIR, else .egmf/sweeps)' }) as Argv<ConfirmArgs>,
   handler: async (args) => {
-    const seeds = String(args.seeds).split(',').map((x) => {
-      const n = Number(x.trim());
-      if (x.trim() === '' || !Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key: 'seeds' });
-      return n;
-    });
+    const seeds = parseSeedList(String(args.seeds));
     const say = (m: string) => process.stderr.write(`${m}\n`);
     const r = await confirmBest(args['sweep-id'], { seeds, tracking: args.tracking, say, ...(args['sweep-dir'] ? { root: args['sweep-dir'] } : {}) });
     if (args.json) {

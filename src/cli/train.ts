@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
 import type { ExperimentConfig } from '../config/experiment.ts';
 import { createStore, defaultTrackingUri, startRun } from '../tracking/index.ts';
@@ -21,6 +22,20 @@ export interface TrainArgs {
   backend?: string;
   json: boolean;
   tracking: boolean;
+  'parent-run'?: string;
+  tag: string[];
+  'run-name'?: string;
+}
+
+/** `--tag key=value` flags → a tag record; a flag without `=` or with an empty key is an error naming it. */
+export function parseTags(flags: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const i = f.indexOf('=');
+    if (i <= 0) throw new EgmfError(`must be key=value, got '${f}'`, { key: 'tag' });
+    out[f.slice(0, i)] = f.slice(i + 1);
+  }
+  return out;
 }
 
 /** Tracking URI: flag, then config, then MLFLOW_TRACKING_URI, then ./mlruns. */
@@ -51,6 +66,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('out', { type: 'string', describe: 'Run folder (default outputs/<name>/seed<seed>)' })
       .option('backend', { type: 'string', choices: ['auto', 'wasm', 'cpu', 'tensorflow'], describe: 'TensorFlow.js backend (overrides the config)' })
       .option('tracking', { type: 'boolean', default: true, describe: 'Log to MLflow (--no-tracking to skip)' })
+      .option('parent-run', { type: 'string', describe: 'Log the run(s) as children of this MLflow run (reports, sweeps)' })
+      .option('tag', { type: 'string', array: true, default: [], describe: 'Tag the run: --tag key=value (repeatable)' })
+      .option('run-name', { type: 'string', describe: 'MLflow run name (default: generated)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as one JSON object on the last line' }) as unknown as Argv<TrainArgs>,
   handler: async (argv) => {
     const sets = [...(argv.set ?? []), ...(argv.backend ? [`backend=${argv.backend}`] : [])];
@@ -60,16 +78,20 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const experimentName = experimentNameFor(argv.experiment, cfg);
     const seeds = argv.seed !== undefined ? [argv.seed] : cfg.seeds.length > 0 ? cfg.seeds : [cfg.seed];
     if (store) say(`tracking: ${store.uri} (experiment '${experimentName}')`);
+    const target = { tags: parseTags(argv.tag ?? []), ...(argv['run-name'] ? { runName: argv['run-name'] } : {}) };
 
     if (seeds.length === 1) {
       const seed = seeds[0]!;
       const outDir = argv.out ? resolve(argv.out) : defaultOutDir(cfg, seed);
-      const r = await trainOne(cfg, seed, outDir, argv.resume, store, experimentName, undefined, say);
+      const r = await trainOne(cfg, seed, outDir, argv.resume, store, experimentName, argv['parent-run'], say, true, target);
       printResult(r, argv.json);
       return;
     }
     // Several seeds: a parent run holds one child run per seed and the mean of their metrics.
-    const parent = store ? await startRun(store, { experimentName, runName: `${cfg.name}-seeds`, tags: { 'egmf.seeds': seeds.join(',') } }) : null;
+    const parent = store ? await startRun(store, {
+      experimentName, runName: target.runName ?? `${cfg.name}-seeds`, tags: { ...target.tags, 'egmf.seeds': seeds.join(',') },
+      ...(argv['parent-run'] ? { parentRunId: argv['parent-run'] } : {}),
+    }) : null;
     if (parent) {
       process.stdout.write(`run_id: ${parent.runId}\n`);
       await parent.logParams(publicConfig(cfg));
@@ -77,7 +99,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const results: TrainResult[] = [];
     for (const seed of seeds) {
       const outDir = argv.out ? join(resolve(argv.out), `seed${seed}`) : defaultOutDir(cfg, seed);
-      results.push(await trainOne(cfg, seed, outDir, argv.resume, store, experimentName, parent?.runId, say, false));
+      results.push(await trainOne(cfg, seed, outDir, argv.resume, store, experimentName, parent?.runId, say, false, { tags: target.tags }));
     }
     const test = meanStdMetrics(results.map((r) => r.test));
     const baselines = meanStdMetrics(results.map((r) => r.baselines));
@@ -106,13 +128,14 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
 async function trainOne(
   cfg: ExperimentConfig, seed: number, outDir: string, resume: boolean, store: TrackingStore | null,
   experimentName: string, parentRunId: string | undefined, say: (m: string) => void, printRunId = true,
+  target: { tags?: Record<string, string>; runName?: string } = {},
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const cfgFile = join(outDir, 'config.json');
   if (!resume || !existsSync(cfgFile)) writeFileSync(cfgFile, `${JSON.stringify({ ...cfg, seed }, null, 2)}\n`);
   return trainExperiment(cfg, {
     outDir, resume, seed, say,
-    tracking: store ? { store, experimentName, parentRunId } : null,
+    tracking: store ? { store, experimentName, ...(parentRunId ? { parentRunId } : {}), ...target } : null,
     onRunStarted: (id) => {
       if (printRunId) process.stdout.write(`run_id: ${id}\n`);
       else say(`seed ${seed}: run_id ${id}`);

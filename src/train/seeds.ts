@@ -1,3 +1,5 @@
+import { EgmfError } from '../errors.ts';
+
 /**
  * Summaries over seeds: a number from one seed is an anecdote, so every table that reports
  * several seeds gives their mean ± sample standard deviation (n − 1 in the denominator; 0 for
@@ -26,4 +28,16 @@ export function meanStdMetrics(all: readonly Record<string, number>[]): Record<s
 
 export function formatMeanStd(s: MeanStd, digits = 4): string {
   return s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
+}
+
+/** `--seeds 1111,2222`: comma-separated integers, none repeated; anything else is an error naming the flag. */
+export function parseSeedList(spec: string, key = 'seeds'): number[] {
+  const seeds = spec.split(',').map((x) => {
+    const n = Number(x.trim());
+    if (x.trim() === '' || !Number.isInteger(n)) throw new EgmfError(`seeds must be integers, got '${x}'`, { key });
+    return n;
+  });
+  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (dup !== undefined) throw new EgmfError(`seed ${dup} is given twice`, { key });
+  return seeds;
 }

@@ -49,7 +49,7 @@ describe('learning bench', () => {
     const bad = await runLearningBench({ variants: ['full'], seeds: [1], sets: [...TINY, 'model.width=-1'], env });
     expect(bad.runs).toEqual([]);
     expect(bad.failed).toHaveLength(1);
-    expect(bad.failed[0]!.error).toMatch(/egmf train \(.*seed 1\) exited 1: .*model\.width/);
+    expect(bad.failed[0]!.error).toMatch(/egmf train .*\(.*seed 1\) exited 1: .*model\.width/);
     expect(formatLearning(bad)).toMatch(/FAILED full seed 1: .*model\.width/);
   }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatMeanStd, meanStd, meanStdMetrics } from '../../src/train/seeds.ts';
+import { formatMeanStd, meanStd, meanStdMetrics, parseSeedList } from '../../src/train/seeds.ts';
 import { runPython } from '../helpers.ts';
 
 describe('mean ± std over seeds', () => {
@@ -25,5 +25,13 @@ describe('mean ± std over seeds', () => {
     expect(m.acc!.std).toBeCloseTo(Math.sqrt(0.02), 12);
     expect(m.f1!.n).toBe(2);
     expect(m.f1!.mean).toBeCloseTo(0.5, 12);
+  });
+
+  it('parses a --seeds list, refusing non-integers and repeats with the flag named', () => {
+    expect(parseSeedList('1111, 2222,3333')).toEqual([1111, 2222, 3333]);
+    expect(() => parseSeedList('1111,x')).toThrow(/key 'seeds': seeds must be integers, got 'x'/);
+    expect(() => parseSeedList('1111,')).toThrow(/seeds must be integers/);
+    expect(() => parseSeedList('1.5')).toThrow(/seeds must be integers/);
+    expect(() => parseSeedList('7,7')).toThrow(/seed 7 is given twice/);
   });
 });
