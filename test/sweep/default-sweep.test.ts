@@ -94,5 +94,5 @@ print(r.data.tags.get('mlflow.parentRunId'), r.data.tags.get('sweep.confirm_of')
     const missing = spawnSync('node', ['bin/egmf.mjs', 'sweep', 'confirm', 'no-such-sweep'], { cwd: REPO, encoding: 'utf8', env });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no-such-sweep/);
-  });
+  }, 1_200_000);
 });
