@@ -1,12 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
-import { EXPERIMENT_SPEC, validateExperiment } from '../config/experiment.ts';
-import { applySets } from '../config/spec.ts';
-import { buildSetup, disposeSetup } from '../train/setup.ts';
-import { loadCheckpoint } from '../train/checkpoint.ts';
+import { disposeSetup } from '../train/setup.ts';
+import { openRunFolder } from '../train/run-folder.ts';
 import { evaluate } from '../train/evaluate.ts';
+
+export { locateCheckpoint } from '../train/run-folder.ts';
 
 interface EvalArgs {
   checkpoint: string;
@@ -14,18 +12,6 @@ interface EvalArgs {
   mode: 'constrained' | 'free';
   set: string[];
   json: boolean;
-}
-
-/** A run folder (with config.json and checkpoints/) or a checkpoint folder inside one. */
-export function locateCheckpoint(path: string): { runDir: string; ckptDir: string } {
-  const p = resolve(path);
-  if (!existsSync(p)) throw new EgmfError('checkpoint not found', { file: p });
-  if (existsSync(join(p, 'state.json'))) return { runDir: dirname(dirname(p)), ckptDir: p };
-  for (const sub of ['best', 'latest']) {
-    const c = join(p, 'checkpoints', sub);
-    if (existsSync(join(c, 'state.json'))) return { runDir: p, ckptDir: c };
-  }
-  throw new EgmfError('no checkpoint here: expected a run folder with checkpoints/best or a folder with state.json', { file: p });
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
@@ -39,14 +25,10 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('set', { type: 'string', array: true, default: [], describe: 'Override a config key (e.g. data.root=DIR to evaluate on another copy)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as unknown as Argv<EvalArgs>,
   handler: async (argv) => {
-    const { runDir, ckptDir } = locateCheckpoint(argv.checkpoint);
-    const cfgFile = join(runDir, 'config.json');
-    if (!existsSync(cfgFile)) throw new EgmfError('the run folder has no config.json', { file: cfgFile });
-    const raw = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-    const cfg = validateExperiment(applySets(EXPERIMENT_SPEC, raw, argv.set ?? []), cfgFile);
-    const setup = await buildSetup(cfg, { say: (m) => process.stderr.write(`${m}\n`), evalOnly: argv.split !== 'train' });
+    const { ckptDir, setup } = await openRunFolder(argv.checkpoint, {
+      sets: argv.set ?? [], say: (m) => process.stderr.write(`${m}\n`), evalOnly: argv.split !== 'train',
+    });
     try {
-      loadCheckpoint(ckptDir, setup.variables, null);
       const loader = argv.split === 'train' ? setup.loaders.train : setup.loaders[argv.split];
       if (!loader) throw new EgmfError(`the dataset has no ${argv.split} split`, { file: setup.data.dir });
       const r = evaluate(setup.model, loader, setup.meta, { mode: argv.mode });

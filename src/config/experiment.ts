@@ -50,6 +50,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         max_text_tokens: int(48, 4, 'Text tokens kept per sample'),
         bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
         limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
+        limit_eval: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Score only the first N validation/test samples (whole batches; smoke runs such as reproduce --quick; baselines still use whole splits)' },
         train_split: { kind: 'enum', values: ['train', 'valid', 'test'], default: 'train', doc: 'Split file trained on (e.g. test when a release lacks train)' },
         valid_split: { kind: 'enum', values: ['train', 'valid', 'test'], default: 'valid', doc: 'Split file used for early stopping' },
         test_split: { kind: 'enum', values: ['train', 'valid', 'test', 'none'], default: 'test', doc: 'Split file evaluated at the end (none = skip)' },
@@ -191,6 +192,7 @@ export interface ExperimentConfig {
     max_text_tokens: number;
     bucket: boolean;
     limit_train: number | null;
+    limit_eval: number | null;
     train_split: SplitName;
     valid_split: SplitName;
     test_split: SplitName | 'none';

@@ -403,7 +403,7 @@ async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: Swe
       const runId = runs.runIds[t.id];
       if (t.state !== 'failed') await safe(`baselines of ${t.id}`, async () => { baselines[t.id] = await trialBaselines(dir, t.id, runId, tracker, spec.metric.name); });
     }
-    const files = buildSummary({ spec, trials, runIds: runs.runIds, baselines, ...(top ? { bestTrialId: top.id } : {}) });
+    const files = await buildSummary({ spec, trials, runIds: runs.runIds, baselines, ...(top ? { bestTrialId: top.id } : {}) });
     mkdirSync(summaryDir, { recursive: true });
     for (const [name, text] of Object.entries(files)) writeFileSync(join(summaryDir, name), text);
     await safe('orphaned runs', () => tracker.supersedeOrphans(runs.runIds));

@@ -1,13 +1,15 @@
 /**
  * The sweep's summary artifact: a table of trials (CSV and Markdown), one parameter-vs-metric
- * scatter chart per swept parameter and a parallel-coordinates chart, as hand-written SVG.
- * Pure and deterministic: the same trials give byte-identical files.
+ * scatter chart per swept parameter and a parallel-coordinates chart, each as SVG beside its
+ * Vega-Lite spec (through src/reports/charts.ts, the project's one chart code path).
+ * Deterministic: the same trials give byte-identical files.
  */
 import type { ParamDef, JsonValue } from './space.ts';
 import type { SweepSpec } from './spec.ts';
 import type { TrialRecord } from './study.ts';
 import { formatBaselines } from '../train/baselines/index.ts';
 import { formatMeanStd, meanStd } from '../train/seeds.ts';
+import { parallelCoordinatesChart, renderSvg, scatterChart, type VlSpec } from '../reports/charts.ts';
 
 export interface SummaryInput {
   spec: SweepSpec;
@@ -22,9 +24,6 @@ export interface SummaryInput {
 
 const BASELINE_COLUMNS = ['majority', 'tfidf'] as const;
 
-const W = 640;
-const H = 400;
-const M = { left: 70, right: 20, top: 40, bottom: 60 };
 const STATE_LABEL = { complete: 'completed', pruned: 'pruned', failed: 'failed', running: 'running' } as const;
 
 /** File-name-safe form of a parameter or metric name. */
@@ -38,23 +37,27 @@ export function fmt(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-const c2 = (v: number): string => (Math.round(v * 100) / 100).toFixed(2);
-const xml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const cell = (v: JsonValue | undefined): string => (v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' ? fmt(v) : JSON.stringify(v));
 
 function swept(spec: SweepSpec): ParamDef[] {
   return spec.parameters.filter((p) => p.dist.type !== 'constant');
 }
 
-/** Every file of the summary, keyed by its path under `summary/`. */
-export function buildSummary(input: SummaryInput): Record<string, string> {
+/** Every file of the summary, keyed by its path under `summary/`: each chart as SVG and as its Vega-Lite spec. */
+export async function buildSummary(input: SummaryInput): Promise<Record<string, string>> {
   const files: Record<string, string> = {
     'trials.csv': trialsCsv(input),
     'trials.md': trialsMarkdown(input),
   };
   const metric = slug(input.spec.metric.name);
-  for (const p of swept(input.spec)) files[`${slug(p.name)}_vs_${metric}.svg`] = scatterSvg(input, p);
-  files['parallel_coordinates.svg'] = parallelCoordinatesSvg(input);
+  const charts: [string, VlSpec][] = [
+    ...swept(input.spec).map((p): [string, VlSpec] => [`${slug(p.name)}_vs_${metric}`, scatterSpec(input, p)]),
+    ['parallel_coordinates', parallelCoordinatesSpec(input)],
+  ];
+  for (const [name, spec] of charts) {
+    files[`${name}.svg`] = await renderSvg(spec, name);
+    files[`${name}.vl.json`] = `${JSON.stringify(spec, null, 2)}\n`;
+  }
   return files;
 }
 
@@ -115,42 +118,6 @@ function bestLine(input: SummaryInput): string[] {
   return [`Best: trial ${best.id}, ${input.spec.metric.name} ${fmt(best.value)}${spread}; baselines on its data: ${formatBaselines(b, fmt, BASELINE_COLUMNS)}.`, ''];
 }
 
-/** Maps a parameter's values to [0, 1]; categoricals get evenly spaced slots. */
-interface Axis {
-  pos(v: JsonValue): number | undefined;
-  ticks: { at: number; label: string }[];
-}
-
-function paramAxis(p: ParamDef): Axis {
-  const d = p.dist;
-  if (d.type === 'categorical' || d.type === 'constant') {
-    const values = d.type === 'categorical' ? d.values : [d.value];
-    const keys = values.map((v) => JSON.stringify(v));
-    const at = (i: number): number => (values.length === 1 ? 0.5 : i / (values.length - 1));
-    return {
-      pos: (v) => {
-        const i = keys.indexOf(JSON.stringify(v));
-        return i < 0 ? undefined : at(i);
-      },
-      ticks: values.map((v, i) => ({ at: at(i), label: cell(v) })),
-    };
-  }
-  const log = d.type === 'log_uniform' || d.type === 'q_log_uniform';
-  const f = (x: number): number => (log ? Math.log(x) : x);
-  return numericAxis(f(d.min), f(d.max), (v) => (typeof v === 'number' ? f(v) : undefined), log ? (u) => fmt(Math.exp(u)) : fmt);
-}
-
-function numericAxis(lo: number, hi: number, f: (v: JsonValue) => number | undefined, label: (u: number) => string): Axis {
-  const span = hi - lo || 1;
-  return {
-    pos: (v) => {
-      const u = f(v);
-      return u === undefined ? undefined : (u - lo) / span;
-    },
-    ticks: [0, 0.25, 0.5, 0.75, 1].map((a) => ({ at: a, label: label(lo + a * span) })),
-  };
-}
-
 /** Each trial's point on the metric axis: the final value, else (pruned) the last report. */
 function metricValue(t: TrialRecord): number | undefined {
   if (t.state === 'complete') return t.value;
@@ -158,100 +125,57 @@ function metricValue(t: TrialRecord): number | undefined {
   return undefined;
 }
 
-function metricAxis(trials: readonly TrialRecord[]): Axis {
-  const vals = trials.map(metricValue).filter((v): v is number => v !== undefined);
-  let lo = vals.length ? Math.min(...vals) : 0;
-  let hi = vals.length ? Math.max(...vals) : 1;
-  if (lo === hi) {
-    lo -= 0.5;
-    hi += 0.5;
-  }
-  return numericAxis(lo, hi, (v) => (typeof v === 'number' ? v : undefined), fmt);
-}
+const PRUNED = 'pruned (last report)';
 
-function svgOpen(title: string): string[] {
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${xml(title)}</text>`,
-  ];
-}
+const isLog = (p: ParamDef): boolean => p.dist.type === 'log_uniform' || p.dist.type === 'q_log_uniform';
 
-export function scatterSvg(input: SummaryInput, p: ParamDef): string {
-  const { spec, trials } = input;
-  const xa = paramAxis(p);
-  const ya = metricAxis(trials);
-  const pw = W - M.left - M.right;
-  const ph = H - M.top - M.bottom;
-  // Data sit 5% inside the axes so markers at the extremes are not cut by them.
-  const X = (a: number): number => M.left + (0.05 + 0.9 * a) * pw;
-  const Y = (a: number): number => M.top + (0.95 - 0.9 * a) * ph;
-  const out = svgOpen(`${p.name} vs ${spec.metric.name}`);
-  out.push(`<line x1="${M.left}" y1="${M.top + ph}" x2="${M.left + pw}" y2="${M.top + ph}" stroke="black"/>`, `<line x1="${M.left}" y1="${M.top + ph}" x2="${M.left}" y2="${M.top}" stroke="black"/>`);
-  for (const t of xa.ticks) out.push(`<text x="${c2(X(t.at))}" y="${M.top + ph + 16}" text-anchor="middle">${xml(t.label)}</text>`);
-  for (const t of ya.ticks) out.push(`<text x="${M.left - 6}" y="${c2(Y(t.at) + 4)}" text-anchor="end">${xml(t.label)}</text>`);
-  out.push(`<text x="${X(0.5)}" y="${H - 18}" text-anchor="middle">${xml(p.name)}</text>`);
-  out.push(`<text x="16" y="${Y(0.5)}" text-anchor="middle" transform="rotate(-90 16 ${Y(0.5)})">${xml(spec.metric.name)}</text>`);
-  for (const t of trials) {
-    const xv = t.params[p.name];
-    const yv = metricValue(t);
-    if (xv === undefined || yv === undefined) continue;
-    const xa0 = xa.pos(xv);
-    const ya0 = ya.pos(yv);
-    if (xa0 === undefined || ya0 === undefined) continue;
-    const filled = t.state === 'complete';
-    const best = t.id === input.bestTrialId;
-    out.push(`<circle cx="${c2(X(xa0))}" cy="${c2(Y(ya0))}" r="${best ? 6 : 4}" fill="${filled ? (best ? '#d62728' : '#1f77b4') : 'none'}" stroke="${best ? '#d62728' : '#1f77b4'}"><title>${xml(`${t.id}: ${fmt(yv)}${filled ? '' : ' (pruned)'}`)}</title></circle>`);
-  }
-  out.push(`<text x="${W - M.right}" y="${H - 4}" text-anchor="end">filled: completed, hollow: pruned (last report), red: best</text>`, '</svg>');
-  return `${out.join('\n')}\n`;
-}
-
-/** Blue (worst) to red (best), by position on the metric axis oriented by the goal. */
-function colour(a: number): string {
-  const r = Math.round(31 + a * (214 - 31));
-  const g = Math.round(119 + a * (39 - 119));
-  const b = Math.round(180 + a * (40 - 180));
-  return `rgb(${r},${g},${b})`;
-}
-
-export function parallelCoordinatesSvg(input: SummaryInput): string {
-  const { spec, trials } = input;
-  const params = swept(spec);
-  const axes: { name: string; axis: Axis; value: (t: TrialRecord) => JsonValue | undefined }[] = [
-    ...params.map((p) => ({ name: p.name, axis: paramAxis(p), value: (t: TrialRecord) => t.params[p.name] })),
-    { name: spec.metric.name, axis: metricAxis(trials), value: (t: TrialRecord) => metricValue(t) },
-  ];
-  const ph = H - M.top - M.bottom;
-  const X = (i: number): number => M.left + (axes.length === 1 ? 0.5 : i / (axes.length - 1)) * (W - M.left - M.right - 40);
-  const Y = (a: number): number => M.top + (1 - a) * ph;
-  const out = svgOpen(`Parallel coordinates: ${spec.name}`);
-  const metricAx = axes[axes.length - 1]!.axis;
-  for (const t of trials) {
-    const mv = metricValue(t);
-    if (mv === undefined) continue;
-    let d = '';
-    let pen = false;
-    axes.forEach((a, i) => {
-      const v = a.value(t);
-      const pos = v === undefined ? undefined : a.axis.pos(v);
-      if (pos === undefined) {
-        pen = false;
-        return;
-      }
-      d += `${pen ? ' L' : `${d ? ' ' : ''}M`} ${c2(X(i))} ${c2(Y(pos))}`;
-      pen = true;
-    });
-    const m = metricAx.pos(mv) ?? 0;
-    const good = spec.metric.goal === 'maximize' ? m : 1 - m;
-    const dash = t.state === 'pruned' ? ' stroke-dasharray="4 3"' : '';
-    out.push(`<path d="${d}" fill="none" stroke="${colour(good)}" stroke-width="${t.id === input.bestTrialId ? 3 : 1.5}" opacity="0.8"${dash}><title>${xml(`${t.id}: ${fmt(mv)}`)}</title></path>`);
-  }
-  axes.forEach((a, i) => {
-    out.push(`<line x1="${c2(X(i))}" y1="${Y(0)}" x2="${c2(X(i))}" y2="${Y(1)}" stroke="black"/>`);
-    out.push(`<text x="${c2(X(i))}" y="${Y(0) + 18}" text-anchor="middle">${xml(a.name)}</text>`);
-    for (const t of a.axis.ticks) out.push(`<text x="${c2(X(i) + 4)}" y="${c2(Y(t.at) + 4)}">${xml(t.label)}</text>`);
+/** Trials with a point on the metric axis, completed before pruned (so their legend order and colours never change). */
+function charted(trials: readonly TrialRecord[]): { t: TrialRecord; metric: number }[] {
+  const out = trials.flatMap((t) => {
+    const m = metricValue(t);
+    return m === undefined || !Number.isFinite(m) ? [] : [{ t, metric: m }];
   });
-  out.push(`<text x="${W - M.right}" y="${H - 8}" text-anchor="end">red: best ${spec.metric.goal === 'maximize' ? 'high' : 'low'} ${xml(spec.metric.name)}; dashed: pruned</text>`, '</svg>');
-  return `${out.join('\n')}\n`;
+  return [...out.filter((x) => x.t.state === 'complete'), ...out.filter((x) => x.t.state !== 'complete')];
+}
+
+/** One parameter against the sweep metric: a marker per completed or pruned trial, the best one ringed. */
+export function scatterSpec(input: SummaryInput, p: ParamDef): VlSpec {
+  const metric = input.spec.metric.name;
+  const points = charted(input.trials).flatMap(({ t, metric: y }) => {
+    const v = t.params[p.name];
+    if (v === undefined) return [];
+    const x = typeof v === 'number' ? v : cell(v);
+    return [{ x, y, group: t.state === 'complete' ? 'completed' : PRUNED, highlight: t.id === input.bestTrialId, tooltip: { trial: t.id, [p.name]: cell(v), [metric]: fmt(y) } }];
+  });
+  return scatterChart({ title: `${p.name} vs ${metric}`, x: p.name, y: metric, points, highlightLabel: 'best', ...(isLog(p) ? { xScale: 'log' as const } : {}) });
+}
+
+/**
+ * A parallel-coordinates axis per swept parameter and one for the metric: log-distributed
+ * parameters as log10, categorical non-numbers by their index in the parameter's values.
+ */
+export function parallelCoordinatesSpec(input: SummaryInput): VlSpec {
+  const { spec } = input;
+  const axes = swept(spec).map((p) => {
+    const d = p.dist;
+    if (d.type === 'categorical' && !d.values.every((v) => typeof v === 'number')) {
+      const keys = d.values.map((v) => JSON.stringify(v));
+      const legend = `${p.name} (${d.values.map((v, i) => `${i}=${cell(v)}`).join(', ')})`;
+      return { name: legend.length <= 48 ? legend : `${p.name} (index)`, value: (v: JsonValue) => { const i = keys.indexOf(JSON.stringify(v)); return i < 0 ? undefined : i; } };
+    }
+    if (isLog(p)) return { name: `log10(${p.name})`, value: (v: JsonValue) => (typeof v === 'number' && v > 0 ? Math.log10(v) : undefined) };
+    return { name: p.name, value: (v: JsonValue) => (typeof v === 'number' ? v : undefined) };
+  });
+  const rows = charted(input.trials).map(({ t, metric }) => {
+    const values: Record<string, number> = { [spec.metric.name]: metric };
+    swept(spec).forEach((p, i) => {
+      const v = t.params[p.name];
+      const u = v === undefined ? undefined : axes[i]!.value(v);
+      if (u !== undefined) values[axes[i]!.name] = u;
+    });
+    return { id: t.id, values, group: t.id === input.bestTrialId ? 'best' : t.state === 'complete' ? 'completed' : PRUNED };
+  });
+  // The best line last, drawn on top.
+  const ordered = [...rows.filter((r) => r.group !== 'best'), ...rows.filter((r) => r.group === 'best')];
+  return parallelCoordinatesChart({ title: `Parallel coordinates: ${spec.name} (${spec.metric.goal} ${spec.metric.name})`, dimensions: [...axes.map((a) => a.name), spec.metric.name], rows: ordered });
 }

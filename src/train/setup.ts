@@ -16,7 +16,7 @@ import { resolveLlm } from './pretrain/index.ts';
 import { AnswerGrammar, buildPromptParts, EgmfModel, grammarTokenizer } from '../models/egmf/index.ts';
 import type { AnswerTask, TextTokenizer } from '../models/egmf/index.ts';
 import { openLoader } from '../data/loader.ts';
-import type { BatchLoader } from '../data/loader.ts';
+import type { BatchLoader, LoaderOptions } from '../data/loader.ts';
 import type { DatasetMeta, SplitName } from '../data/schema.ts';
 import { resolveDataset } from './data-source.ts';
 import type { ResolvedData } from './data-source.ts';
@@ -51,12 +51,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
   const backend = await initBackend(cfg.backend, cfg.threads > 0 ? { threads: cfg.threads } : {});
   const data = await resolveDataset(cfg, say);
   const loaders: Partial<Record<SplitName, BatchLoader>> = {};
-  const common = {
-    batchSize: cfg.train.batch_size,
-    seed,
-    maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
-    shorten: cfg.data.shorten,
-  };
+  const common = evalLoaderOptions(cfg, seed);
   // Roles → split files (a release without a train split can train on another one).
   const roles: [SplitName, SplitName | 'none'][] = [['train', cfg.data.train_split], ['valid', cfg.data.valid_split], ['test', cfg.data.test_split]];
   for (const [role, file] of roles) {
@@ -108,6 +103,19 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
   });
   const variables = namedVariables(model, lora);
   return { cfg, backend, data, meta, llmDir, decoder, lora, tokenizer, grammar, model, loaders, variables };
+}
+
+/**
+ * Loader options of a run's evaluation splits (batch size, frame caps, shortening): also
+ * what another dataset's split is opened with to evaluate the run on it.
+ */
+export function evalLoaderOptions(cfg: ExperimentConfig, seed: number = cfg.seed): LoaderOptions {
+  return {
+    batchSize: cfg.train.batch_size,
+    seed,
+    maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
+    shorten: cfg.data.shorten,
+  };
 }
 
 function checkModalities(cfg: ExperimentConfig, meta: DatasetMeta): void {

@@ -95,6 +95,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const bestDir = join(o.outDir, 'checkpoints', 'best');
   mkdirSync(o.outDir, { recursive: true });
 
+  const evalLimit = cfg.data.limit_eval !== null ? { limit: cfg.data.limit_eval } : {};
   const plans = (epoch: number): Int32Array[] => epochPlan(train, epoch, cfg.data.limit_train, seed, cfg.train.batch_size);
   const stepsPerEpoch = plans(0).length;
   if (stepsPerEpoch === 0) throw new EgmfError('the training split yields no batch', { file: train.files[0], key: 'train.batch_size' });
@@ -158,7 +159,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
     }
     // End of an epoch (or of the step budget): validate, keep the best, maybe stop.
-    const v = evaluate(model, valid, meta);
+    const v = evaluate(model, valid, meta, evalLimit);
     const value = v.metrics[metricName];
     if (value === undefined) {
       throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
@@ -183,8 +184,8 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
 
   // The best epoch's weights, evaluated on valid and test.
   if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null);
-  const bestValid = evaluate(model, valid, meta);
-  const test = s.loaders.test ? evaluate(model, s.loaders.test, meta) : null;
+  const bestValid = evaluate(model, valid, meta, evalLimit);
+  const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
   logger.metrics(baselineMetrics(baselines), state.step);
   await logger.flush();

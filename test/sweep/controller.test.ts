@@ -97,7 +97,7 @@ describe('a full local sweep in MLflow', () => {
       expect((await store.getMetricHistory(run.info.runId, 'valid/score')).length).toBe(2);
     }
     const art = (await store.listArtifacts(r.parentRunId, 'summary')).map((a) => a.path).sort();
-    expect(art).toEqual(['summary/parallel_coordinates.svg', 'summary/train.lr_vs_valid_score.svg', 'summary/trials.csv', 'summary/trials.md']);
+    expect(art).toEqual(['summary/parallel_coordinates.svg', 'summary/parallel_coordinates.vl.json', 'summary/train.lr_vs_valid_score.svg', 'summary/train.lr_vs_valid_score.vl.json', 'summary/trials.csv', 'summary/trials.md']);
     const csv = new TextDecoder().decode(await store.downloadArtifact(r.parentRunId, 'summary/trials.csv')).trim().split('\n');
     expect(csv[0]).toBe('trial_id,number,seed,state,valid/score,baseline_majority,baseline_tfidf,last_step,run_id,best,train.lr,error');
     expect(csv).toHaveLength(5);
@@ -119,22 +119,31 @@ print(json.dumps({"status": p.info.status, "best": p.data.tags["sweep.best_run_i
     const out = runPython(code, [mlruns, r.parentRunId]);
     expect(out.status, out.stderr).toBe(0);
     const j = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
-    expect(j).toEqual({ status: 'FINISHED', best: r.best!.runId, kids: 4, best_kid: r.best!.runId, steps: [1, 2], arts: ['summary/parallel_coordinates.svg', 'summary/train.lr_vs_valid_score.svg', 'summary/trials.csv', 'summary/trials.md'] });
+    expect(j).toEqual({ status: 'FINISHED', best: r.best!.runId, kids: 4, best_kid: r.best!.runId, steps: [1, 2], arts: ['summary/parallel_coordinates.svg', 'summary/parallel_coordinates.vl.json', 'summary/train.lr_vs_valid_score.svg', 'summary/train.lr_vs_valid_score.vl.json', 'summary/trials.csv', 'summary/trials.md'] });
   });
 
-  it('writes a deterministic summary with one chart point per finished trial', () => {
+  it('writes a deterministic summary with one chart point per finished trial', async () => {
     const sweepPath = join(dir, 'sweeps', r.sweepId);
     const study = studyFromJournal(loadSweepOf(sweepPath, readMeta(sweepPath)), r.sweepId, join(sweepPath, 'journal.jsonl'));
     const runIds = Object.fromEntries(readFileSync(join(sweepPath, 'runs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { trial: string; run: string }).map((e) => [e.trial, e.run]));
-    const input = { spec: study.spec, trials: study.trials(), runIds, bestTrialId: study.trials().find((t) => runIds[t.id] === r.best!.runId)!.id };
-    const a = buildSummary(input);
-    expect(buildSummary(input)).toEqual(a);
+    const bestTrialId = study.trials().find((t) => runIds[t.id] === r.best!.runId)!.id;
+    const input = { spec: study.spec, trials: study.trials(), runIds, bestTrialId };
+    const a = await buildSummary(input);
+    expect(await buildSummary(input)).toEqual(a);
     expect(a['trials.csv']).toBe(readFileSync(join(sweepPath, 'summary', 'trials.csv'), 'utf8'));
     const scatter = a['train.lr_vs_valid_score.svg']!;
     expect(scatter.startsWith('<svg')).toBe(true);
     expect(scatter.trim().endsWith('</svg>')).toBe(true);
-    expect(scatter.match(/<circle /g)).toHaveLength(4);
-    expect(a['parallel_coordinates.svg']!.match(/<path /g)).toHaveLength(4);
+    for (const text of ['train.lr vs valid/score', '>train.lr<', '>valid/score<']) expect(scatter).toContain(text);
+    type Spec = { data: { values: { group: string; highlight?: boolean; id?: string }[] } };
+    const points = (JSON.parse(a['train.lr_vs_valid_score.vl.json']!) as Spec).data.values;
+    expect(points).toHaveLength(4);
+    expect(points.filter((p) => p.highlight)).toHaveLength(1);
+    expect(points.every((p) => p.group === 'completed')).toBe(true);
+    const lines = (JSON.parse(a['parallel_coordinates.vl.json']!) as Spec).data.values;
+    expect(lines).toHaveLength(4);
+    expect(lines.filter((l) => l.group === 'best').map((l) => l.id)).toEqual([bestTrialId]);
+    expect(a['parallel_coordinates.svg']).toContain('Parallel coordinates: full');
     expect(a['trials.md']).toContain('| completed | 1 |');
   });
 });
