@@ -58,3 +58,13 @@ export function errorOf(fn: () => unknown): Error {
   }
   throw new Error('expected an error');
 }
+
+/** Whether a process with this pid exists (a zombie counts until it is reaped). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

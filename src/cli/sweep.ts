@@ -29,7 +29,7 @@ const common = <T>(y: Argv<T>): Argv<T> => y
   .option('parallel', { type: 'number', describe: 'trials at once (default: the spec\'s `parallel`, else one per GPU or core; with --queue: the spec\'s, else 4)' })
   .option('json', { type: 'boolean', describe: 'print progress on stderr and, as the last stdout line, one JSON object with the results' })
   .option('sweep-dir', { type: 'string', describe: 'where sweeps are persisted (default: EGMF_SWEEP_DIR, else .egmf/sweeps)' })
-  .option('attempts', { type: 'number', default: 3, describe: 'with --queue: deliveries of a failing trial before it counts as failed' })
+  .option('attempts', { type: 'number', default: 3, describe: 'deliveries of a trial whose process dies without a result (killed, crashed) before it counts as failed; each resumes from its last checkpoint. A trial that reports its own error fails at once' })
   .option('queue-name', { type: 'string', default: DEFAULT_QUEUE_NAME, describe: 'with --queue: the BullMQ queue name workers listen on' }) as Argv<T>;
 
 function checkParallel(p: number | undefined): number | undefined {
@@ -43,14 +43,14 @@ function executorFor(queue: string | null | undefined, args: CommonArgs, progres
     redisOptions(queue);
     return async () => {
       try {
-        return await QueueExecutor.connect({ url: queue, queueName: args['queue-name'], attempts: args.attempts });
+        return await QueueExecutor.connect({ url: queue, queueName: args['queue-name'], attempts: args.attempts, log: progress });
       } catch (e) {
         throw new EgmfError(`cannot reach Redis at ${redactRedisUrl(queue)}: ${(e as Error).message}`, { key: 'queue' });
       }
     };
   }
   const verbose = process.env.EGMF_SWEEP_VERBOSE === '1';
-  return async (parallel) => new LocalExecutor({ parallel, ...(verbose ? { onOutput: (id: string, line: string) => progress(`[${id}] ${line}`) } : {}) });
+  return async (parallel) => new LocalExecutor({ parallel, attempts: args.attempts, log: progress, ...(verbose ? { onOutput: (id: string, line: string) => progress(`[${id}] ${line}`) } : {}) });
 }
 
 /** Ctrl-C stops asking and leaves in-flight trials for `sweep resume`; a second one exits at once. */

@@ -6,6 +6,8 @@ import { loadExperiment } from '../config/experiment.ts';
 import { sweepRoot } from '../sweep/controller.ts';
 import { connectTrial, sweepMetricKey, TAG_SWEEP_ID, TAG_TRIAL_ID } from '../sweep/trial-protocol.ts';
 import { createStore } from '../tracking/index.ts';
+import { fileStoreRoot } from '../tracking/file-layout.ts';
+import { storageFault } from '../sweep/storage.ts';
 import { trainExperiment } from '../train/trainer.ts';
 
 /** The validation metric a sweep optimises, from its spec name (`valid/weighted_f1` or `weighted_f1`). */
@@ -66,8 +68,16 @@ export const trialCommand: CommandModule = {
       else if (value === null) await conn.finish({ state: 'failed', error: 'no validation metric was produced', ...(runId ? { runId } : {}) });
       else await conn.finish({ state: 'complete', value, ...(runId ? { runId } : {}) });
     } catch (e) {
-      await conn.finish({ state: 'failed', error: (e as Error).message, ...(runId ? { runId } : {}) });
+      // A disk that refuses the trial's writes (full, read-only) is no fault of the trial: it
+      // says which file, and its sweep stops rather than failing it (src/sweep/storage.ts).
+      const storage = storageFault(e, [sweepRoot(), ...fileStoreRoots(p.trackingUri)], join(sweepRoot(), p.sweepId, 'trials', p.trialId));
+      await conn.finish({ state: 'failed', error: (e as Error).message, ...(storage !== undefined ? { storage } : {}), ...(runId ? { runId } : {}) });
       process.exitCode = 1;
     }
   },
 };
+
+/** The folder of a file tracking store (none for a server). */
+function fileStoreRoots(uri: string): string[] {
+  return /^https?:\/\//i.test(uri) ? [] : [fileStoreRoot(uri)];
+}

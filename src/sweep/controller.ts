@@ -27,6 +27,7 @@ import { buildSummary } from './summary.ts';
 import { SweepTracker } from './tracking.ts';
 import { sweepMetricKey } from './trial-protocol.ts';
 import type { TrialOutcome, TrialPayload } from './trial-protocol.ts';
+import { StorageError, appendLine, cutTornTail, ensureDir, isStorageError, writeFileAtomic } from './storage.ts';
 
 export interface SweepMeta {
   version: 1;
@@ -78,9 +79,7 @@ export function specSetsParallel(text: string): boolean {
 }
 
 function writeJsonAtomic(path: string, v: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(v, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(v, null, 2)}\n`);
 }
 
 export function readMeta(dir: string): SweepMeta {
@@ -258,8 +257,14 @@ function acquireLock(dir: string): () => void {
   const path = join(dir, 'controller.pid');
   const pid = liveController(dir);
   if (pid !== undefined) throw new EgmfError(`sweep is being run by controller pid ${pid}; stop it first`, { file: path });
-  writeFileSync(path, `${process.pid} ${hostname()}\n`);
-  return () => rmSync(path, { force: true });
+  writeFileAtomic(path, `${process.pid} ${hostname()}\n`);
+  return () => {
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      // A read-only folder keeps a stale pid file; liveController() sees it is stale.
+    }
+  };
 }
 
 function tellOf(o: TrialOutcome): TellResult {
@@ -293,9 +298,10 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
   }
   const runsPath = join(dir, 'runs.jsonl');
   const runs = readRunsLog(runsPath);
-  const note = (e: { trial: string; run: string; final?: boolean }): void => appendFileSync(runsPath, `${JSON.stringify(e)}\n`);
+  const note = (e: { trial: string; run: string; final?: boolean }): void => appendLine(runsPath, JSON.stringify(e));
   let opened: ReturnType<typeof Study.open>;
   try {
+    cutTornTail(runsPath);
     opened = Study.open(spec, join(dir, 'journal.jsonl'), { sweepId: meta.sweepId });
   } catch (e) {
     release();
@@ -304,11 +310,24 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
   }
   const { study, dropped } = opened;
   if (dropped) log(`journal: dropped a half-written line ${dropped.line} left by a killed controller`);
+  // A write the disk refuses (full, read-only) stops the sweep: nothing more is asked or told,
+  // the trials in flight are stopped and left for `sweep resume`, and the error names the file.
+  let fatal: StorageError | undefined;
+  let halt: () => void = () => undefined;
+  const halted = new Promise<void>((res) => (halt = res));
+  let closed: () => void = () => undefined;
+  const closing = new Promise<void>((res) => (closed = res));
+  const stopFor = (e: unknown): boolean => {
+    if (!isStorageError(e)) return false;
+    fatal ??= e;
+    halt();
+    return true;
+  };
   const safe = async (what: string, f: () => Promise<void>): Promise<void> => {
     try {
       await f();
     } catch (e) {
-      log(`warning: tracking (${what}) failed: ${(e as Error).message}`);
+      if (!stopFor(e)) log(`warning: tracking (${what}) failed: ${(e as Error).message}`);
     }
   };
   const finalize = async (rec: TrialRecord): Promise<void> => {
@@ -319,7 +338,7 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
       note({ trial: rec.id, run: runId, final: true });
     });
   };
-  const stopped = (): boolean => opts.signal?.aborted === true;
+  const stopped = (): boolean => opts.signal?.aborted === true || fatal !== undefined;
   try {
     // A controller killed between a tell and its tagging: tag now.
     for (const rec of study.trials()) if (rec.state !== 'running' && !runs.finalized.has(rec.id)) await finalize(rec);
@@ -332,12 +351,18 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
           if (prev !== undefined && !runs.finalized.has(t.id)) await safe(`supersede ${prev}`, () => tracker.supersede(prev, runId));
           if (runs.finalized.has(t.id)) return;
           runs.runIds[t.id] = runId;
-          note({ trial: t.id, run: runId });
+          try {
+            note({ trial: t.id, run: runId });
+          } catch (e) {
+            if (!stopFor(e)) throw e;
+          }
         },
         onReport: (step, value) => {
           try {
             study.report(t.id, step, value);
           } catch (e) {
+            // Unrecorded, the report gets no answer: the trial is stopped with the sweep, unpruned.
+            if (stopFor(e)) return closing.then(() => false);
             // A re-delivered trial may disagree with what its first delivery reported; the first stays.
             log(`${t.id}: report at step ${step} ignored: ${(e as Error).message}`);
           }
@@ -350,14 +375,16 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
           }
         },
       });
+      if (outcome.storage !== undefined) stopFor(new StorageError(outcome.storage, `${(outcome.error ?? '').split('\n')[0]}, in trial ${t.id}`));
       if (stopped()) return;
-      if (outcome.runId !== undefined && runs.runIds[t.id] === undefined) {
-        runs.runIds[t.id] = outcome.runId;
-        note({ trial: t.id, run: outcome.runId });
-      }
       try {
+        if (outcome.runId !== undefined && runs.runIds[t.id] === undefined) {
+          note({ trial: t.id, run: outcome.runId });
+          runs.runIds[t.id] = outcome.runId;
+        }
         study.tell(t.id, tellOf(outcome));
       } catch (e) {
+        if (stopFor(e)) return;
         log(`${t.id}: result ignored (${(e as Error).message})`);
       }
       const rec = study.trials().find((r) => r.id === t.id)!;
@@ -380,17 +407,31 @@ async function drive(dir: string, meta: SweepMeta, spec: SweepSpec, tracker: Swe
         dispatch(t);
       }
       if (inflight.size === 0 || stopped()) break;
-      await Promise.race([...inflight.values(), stop]);
+      await Promise.race([...inflight.values(), stop, halted]);
     }
-    return await conclude(dir, meta, study, tracker, runs, !stopped(), safe);
+    if (fatal) throw fatal;
+    if (!stopped()) {
+      // A trial that started while the tracking server was away made its run offline, under a
+      // provisional id: once the spool reached the server, the run's real id replaces it (else
+      // the real run would look like an orphan of its trial, and the summary would name no run).
+      await safe('spooled records', () => tracker.store.flush());
+      for (const [trial, id] of Object.entries(runs.runIds)) {
+        const real = tracker.serverRunId(id);
+        if (real === id) continue;
+        runs.runIds[trial] = real;
+        note({ trial, run: real, ...(runs.finalized.has(trial) ? { final: true } : {}) });
+      }
+    }
+    return await conclude(dir, meta, study, tracker, runs, !stopped(), safe, log);
   } finally {
     await executor.close();
+    closed();
     study.close();
     release();
   }
 }
 
-async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: SweepTracker, runs: RunsLog, finished: boolean, safe: (what: string, f: () => Promise<void>) => Promise<void>): Promise<SweepResult> {
+async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: SweepTracker, runs: RunsLog, finished: boolean, safe: (what: string, f: () => Promise<void>) => Promise<void>, log: (line: string) => void): Promise<SweepResult> {
   const spec = study.spec;
   const trials = study.trials();
   const counts = countTrials(trials);
@@ -404,12 +445,15 @@ async function conclude(dir: string, meta: SweepMeta, study: Study, tracker: Swe
       if (t.state !== 'failed') await safe(`baselines of ${t.id}`, async () => { baselines[t.id] = await trialBaselines(dir, t.id, runId, tracker, spec.metric.name); });
     }
     const files = await buildSummary({ spec, trials, runIds: runs.runIds, baselines, ...(top ? { bestTrialId: top.id } : {}) });
-    mkdirSync(summaryDir, { recursive: true });
-    for (const [name, text] of Object.entries(files)) writeFileSync(join(summaryDir, name), text);
+    ensureDir(summaryDir);
+    for (const [name, text] of Object.entries(files)) writeFileAtomic(join(summaryDir, name), text);
     await safe('orphaned runs', () => tracker.supersedeOrphans(runs.runIds));
     await safe('best trial', () => tracker.markBest(spec.metric.name, best, top?.id, runs.runIds));
     await safe('summary artifact', () => tracker.attachSummary(files));
     await safe('parent run', () => tracker.finish({ completed: counts.completed, pruned: counts.pruned, failed: counts.failed }));
+    // The server was away at the end: say where the records wait and how they get there.
+    const left = tracker.spooled();
+    if (left) log(`warning: ${left.records} tracking record(s) wait in the spool ${left.dir} (the tracking server is unreachable); 'egmf runs sync --tracking-uri ${left.uri}' sends them, each exactly once, when it answers`);
     writeJsonAtomic(join(dir, 'meta.json'), { ...meta, finishedAt: new Date().toISOString() });
   }
   const runId = top ? runs.runIds[top.id] : undefined;

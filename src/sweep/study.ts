@@ -10,12 +10,13 @@
  * is lost: its other running seeds are told to stop and its remaining seeds are never asked.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { EgmfError } from '../errors.ts';
 import { createPruner, type Pruner } from './pruners/index.ts';
 import { createSampler, type Sampler } from './samplers/index.ts';
 import { SearchSpace, canonicalJson, type FrozenTrial, type JsonValue, type Params, type TrialState } from './space.ts';
 import type { SweepSpec } from './spec.ts';
+import { StorageError, storageFault, writeAll } from './storage.ts';
 
 export type FinalState = Exclude<TrialState, 'running'>;
 export type TellResult = { state: 'complete'; value: number } | { state: 'pruned'; value?: number } | { state: 'failed'; error?: string };
@@ -418,8 +419,14 @@ function parseEvent(text: string, file: string, line: number): StudyEvent {
   return o as unknown as StudyEvent;
 }
 
-/** Append-only JSONL writer; each event is fsynced before the study applies it. */
+/**
+ * Append-only JSONL writer; each event is fsynced before the study applies it. A write the disk
+ * refuses (full, read-only) is cut off again and fails this and every later append with a
+ * {@link StorageError} naming the journal: the file stays whole lines, replayable.
+ */
 export class StudyJournal {
+  private broken: StorageError | undefined;
+
   private constructor(readonly path: string, private fd: number | undefined) {}
 
   /** Opens for appending, first cutting the file back to `truncateTo` (a dropped tail). */
@@ -434,8 +441,21 @@ export class StudyJournal {
 
   append(e: StudyEvent): void {
     if (this.fd === undefined) throw new EgmfError('journal is closed', { file: this.path });
-    writeSync(this.fd, `${JSON.stringify(e)}\n`);
-    fsyncSync(this.fd);
+    if (this.broken) throw this.broken;
+    const size = fstatSync(this.fd).size;
+    try {
+      writeAll(this.fd, Buffer.from(`${JSON.stringify(e)}\n`));
+      fsyncSync(this.fd);
+    } catch (err) {
+      try {
+        ftruncateSync(this.fd, size);
+      } catch {
+        // A read-only file took nothing in the first place.
+      }
+      if (storageFault(err, [this.path]) === undefined) throw err;
+      this.broken = new StorageError(this.path, err as NodeJS.ErrnoException);
+      throw this.broken;
+    }
   }
 
   close(): void {

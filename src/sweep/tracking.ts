@@ -4,7 +4,7 @@
  * their own params and metric histories; this module tags the final state, creates the run
  * of a trial that died before making one, and marks the best trial.
  */
-import { PARENT_RUN_TAG, defaultRunTags, type RunStatus, type TrackingStore } from '../tracking/index.ts';
+import { PARENT_RUN_TAG, ResilientStore, defaultRunTags, type RunStatus, type TrackingStore } from '../tracking/index.ts';
 import type { SweepSpec } from './spec.ts';
 import type { BestConfiguration, TrialRecord } from './study.ts';
 import { TAG_SWEEP_ID, TAG_TRIAL_ID } from './trial-protocol.ts';
@@ -133,6 +133,19 @@ export class SweepTracker {
 
   async attachSummary(files: Readonly<Record<string, string>>): Promise<void> {
     for (const [name, text] of Object.entries(files)) await this.store.logArtifactBytes(this.parentRunId, `summary/${name}`, new TextEncoder().encode(text));
+  }
+
+  /** A run's server id: a run made while the server was away has a provisional id until then. */
+  serverRunId(runId: string): string {
+    return this.store instanceof ResilientStore ? (this.store.serverRunId(runId) ?? runId) : runId;
+  }
+
+  /** What still waits in the offline spool for the tracking server (none: undefined). */
+  spooled(): { records: number; dir: string; uri: string } | undefined {
+    const s = this.store;
+    if (!(s instanceof ResilientStore)) return undefined;
+    const records = s.spool.pendingCount();
+    return records > 0 ? { records, dir: s.spool.dir, uri: s.uri } : undefined;
   }
 
   async finish(counts: Record<string, number>, status: RunStatus = 'FINISHED'): Promise<void> {

@@ -12,9 +12,10 @@
  *                                                      step = epochs completed (1, 2, …), so ASHA's
  *                                                      resources and median's warmup count epochs
  *   parent → child  {type:'decision', step, prune}     the study's pruner answer; the child waits for it
- *   child → parent  {type:'result', state, value?, runId?, error?}   last message; then it exits
- * A child that exits without a result (crash, kill, OOM) is a failed trial whose error is the
- * tail of its stderr. A child whose parent disappears (channel closed) exits at once, so an
+ *   child → parent  {type:'result', state, value?, runId?, error?, storage?}   last message; then it exits
+ *                                                      (storage: the path of a write the disk refused)
+ * A child that exits without a result (crash, kill, OOM) is a failed *delivery* (`lost`) whose
+ * error is the tail of its stderr; executors re-deliver it a bounded number of times. A child whose parent disappears (channel closed) exits at once, so an
  * orphan never keeps training a trial that another worker will re-run.
  *
  * The trial logs its own params and metric histories to the tracking store (a child run of
@@ -70,7 +71,7 @@ export interface TrialPayload {
 export type TrialFinish =
   | { state: 'complete'; value: number; runId?: string }
   | { state: 'pruned'; value?: number; runId?: string }
-  | { state: 'failed'; error: string; runId?: string };
+  | { state: 'failed'; error: string; runId?: string; storage?: string };
 export type TrialResult = { type: 'result' } & TrialFinish;
 
 export type ChildMessage = { type: 'started'; runId: string } | { type: 'report'; step: number; value: number } | TrialResult;
@@ -82,6 +83,18 @@ export interface TrialOutcome {
   value?: number;
   error?: string;
   runId?: string;
+  /**
+   * A failure without the trial's own word: its process ended without a result (killed by a
+   * signal, OOM, a crash), so the delivery was lost rather than the trial judged; executors
+   * deliver it again (it resumes from its last checkpoint). A failure the trial reported
+   * itself (a bad config, a diverged loss) is final and has no `lost`.
+   */
+  lost?: true;
+  /**
+   * The file a trial could not write because the disk refused it (full, read-only): no fault of
+   * the trial's, so it is not failed; its sweep stops with this path instead (see storage.ts).
+   */
+  storage?: string;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -127,7 +140,7 @@ function parseChildMessage(m: unknown): ChildMessage | undefined {
   const runId = typeof m.runId === 'string' ? { runId: m.runId } : {};
   if (m.state === 'complete' && isFiniteNum(m.value)) return { type: 'result', state: 'complete', value: m.value, ...runId };
   if (m.state === 'pruned') return { type: 'result', state: 'pruned', ...(isFiniteNum(m.value) ? { value: m.value } : {}), ...runId };
-  if (m.state === 'failed') return { type: 'result', state: 'failed', error: typeof m.error === 'string' ? m.error : 'trial failed', ...runId };
+  if (m.state === 'failed') return { type: 'result', state: 'failed', error: typeof m.error === 'string' ? m.error : 'trial failed', ...runId, ...(typeof m.storage === 'string' ? { storage: m.storage } : {}) };
   return undefined;
 }
 
@@ -221,7 +234,13 @@ export async function runTrialProcess(opts: RunTrialOptions): Promise<TrialOutco
           }
           if (m.type === 'started') {
             runId = m.runId;
-            await opts.onStarted?.(m.runId);
+            try {
+              await opts.onStarted?.(m.runId);
+            } catch (e) {
+              // The chain must go on (a rejected link would stall every later message).
+              protocolError = `the executor could not record the trial's run: ${(e as Error).message}`;
+              kill();
+            }
           } else if (m.type === 'report') {
             let prune: boolean;
             try {
@@ -231,7 +250,8 @@ export async function runTrialProcess(opts: RunTrialOptions): Promise<TrialOutco
               prune = true;
             }
             const reply: ParentMessage = { type: 'decision', step: m.step, prune };
-            if (child.connected) child.send(reply);
+            // An aborted delivery is being stopped, not pruned: a prune it records would stick.
+            if (child.connected && opts.signal?.aborted !== true) child.send(reply);
           } else {
             result ??= m;
           }
@@ -253,7 +273,8 @@ export async function runTrialProcess(opts: RunTrialOptions): Promise<TrialOutco
           const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
           const tail = stderr.trim();
           const why = protocolError ?? `trial process ${how} without a result`;
-          resolveOutcome({ state: 'failed', error: tail ? `${why}\n${tail}` : why, ...withRun });
+          // A protocol breach (malformed message, a command that cannot start) is no lost delivery.
+          resolveOutcome({ state: 'failed', error: tail ? `${why}\n${tail}` : why, ...withRun, ...(protocolError === undefined ? { lost: true as const } : {}) });
         });
       });
     });

@@ -22,10 +22,6 @@ export function executorPid(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isInteger(n) && n > 0 ? n : process.ppid;
 }
 
-/**
- * The notice is best-effort: stderr is usually a pipe to the executor that just died, and a
- * write to it fails (EPIPE). It must never stop the kill.
- */
 /** Whether a process with this pid exists (a zombie still counts until it is reaped). */
 function alive(pid: number): boolean {
   try {
@@ -40,11 +36,16 @@ function alive(pid: number): boolean {
  * Started by the executor itself (the usual case), the trial stops once it is re-parented.
  * Started through a wrapper (an EGMF_TRIAL_COMMAND such as a shell script), its parent is the
  * wrapper, so it stops once the executor's pid is gone. An executor already gone at start
- * means exit at once.
+ * means exit at once. The notice on stderr is best-effort: stderr is usually a pipe to the
+ * executor that just died, and writing to it fails (EPIPE); that must never stop the kill.
  */
 export function watchExecutor(parent: number = executorPid()): void {
   if (process.ppid !== parent && !alive(parent)) {
-    writeSync(2, GONE);
+    try {
+      writeSync(2, GONE);
+    } catch {
+      // No one reads stderr any more.
+    }
     process.exit(70);
   }
   const code = `const { workerData } = require('node:worker_threads');
@@ -52,7 +53,7 @@ const { writeSync } = require('node:fs');
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
 setInterval(() => {
   if (workerData.direct ? process.ppid !== workerData.parent : !alive(workerData.parent)) {
-    writeSync(2, workerData.gone);
+    try { writeSync(2, workerData.gone); } catch {}
     process.kill(workerData.pid, 'SIGKILL');
   }
 }, 500);`;

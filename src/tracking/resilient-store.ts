@@ -197,6 +197,11 @@ export class ResilientStore extends BaseStore {
     if (report.failed.length > 0) this.warn(`tracking sync: ${report.failed.length} spooled record(s) rejected by the server: ${report.failed.map((f) => redact(f.error)).join('; ')}`);
   }
 
+  /** The server's id of a run made offline (a provisional id), once its creation reached the server. */
+  serverRunId(runId: string): string | undefined {
+    return this.resolve(runId);
+  }
+
   /** Whether a run's writes are currently going to the spool. */
   isSpooling(runId: string): boolean {
     return this.spooling.has(this.spoolKey(runId));

@@ -5,7 +5,7 @@
  * duplicated (more than one MLflow run), trials wrongly failed, orphaned trial processes
  * left running after the kill, MLflow trial runs not FINISHED.
  *
- * `npm run chaos` runs this folder; EGMF_CHAOS_ROUNDS=N (default 1) repeats the kill at
+ * `npm run chaos` runs this folder; EGMF_CHAOS_ROUNDS=N (default 1 in CI, 3 in `npm run chaos`) repeats the kill at
  * different moments (after 1, 2, ... finished trials).
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,10 +13,11 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, runPython, tempDir } from '../helpers.ts';
+import { FULL, reportFault } from './harness.ts';
 
 const tmp = tempDir('egmf-chaos-');
 afterAll(() => tmp.cleanup());
-const ROUNDS = Math.max(1, Number(process.env.EGMF_CHAOS_ROUNDS ?? 1));
+const ROUNDS = Math.max(1, Number(process.env.EGMF_CHAOS_ROUNDS ?? (FULL ? 3 : 1)));
 const TRIALS = 4;
 
 /** Live processes whose environment holds `needle` (the trials inherit EGMF_SWEEP_DIR). */
@@ -120,7 +121,7 @@ print(json.dumps({'per_trial': per, 'unfinished': [r.info.run_id for r in final 
       mlflow_runs_unfinished: ml.unfinished.length,
       orphans_left: orphans.length,
     };
-    console.log(`chaos: controller SIGKILL after ${after} finished trial(s), ${running.length} running: ${JSON.stringify(table)}`);
+    reportFault(`controller-kill-${after}`, `controller SIGKILL after ${after} finished trial(s), ${running.length} running, then resume`, table);
     expect(table, JSON.stringify({ errors: st.trial_list.filter((t) => t.error), runs: ml.runs })).toEqual({
       trials_lost: 0, trials_duplicated: 0, trials_wrongly_failed: 0, trials_without_metric: 0, mlflow_runs_missing: 0, mlflow_runs_unfinished: 0, orphans_left: 0,
     });

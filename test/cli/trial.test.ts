@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
 import { executorPid } from '../../src/sweep/watchdog.ts';
-import { REPO, tempDir } from '../helpers.ts';
+import { REPO, pidAlive as alive, tempDir } from '../helpers.ts';
 
 const tmp = tempDir('egmf-trial-');
 const orphans: number[] = [];
@@ -33,15 +33,6 @@ function payload(trialId: string, maxEpochs: number, sets: string[] = ['data.lim
     parentRunId: null, metric: { name: 'valid/weighted_f1', goal: 'maximize' }, maxEpochs,
   };
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('egmf trial', () => {
   it('a trial delivered again after its run finished reports the recorded result, training nothing', async () => {

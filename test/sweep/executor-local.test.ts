@@ -3,18 +3,18 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSweep, studyFromJournal, loadSweepOf, readMeta } from '../../src/sweep/controller.ts';
-import { LocalExecutor, defaultParallelism, detectGpus } from '../../src/sweep/executors/local.ts';
+import { LocalExecutor, defaultParallelism, detectGpus, type LocalExecutorOptions } from '../../src/sweep/executors/local.ts';
 import { parseTrialPayload, runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
 import { createStore } from '../../src/tracking/index.ts';
 import { tempDir } from '../helpers.ts';
-import { FAKE_COMMAND, gridSpec, readFakeLog } from '../fixtures/sweep/harness.ts';
+import { FAKE_COMMAND, gridSpec, readFakeLog, startsPerTrial } from '../fixtures/sweep/harness.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeAll(() => { tmp = tempDir('egmf-sweep-local-'); });
 afterAll(() => tmp.cleanup());
 
-function local(log: string, extra: Record<string, string> = {}, gpus: number[] = []) {
-  return async (parallel: number) => new LocalExecutor({ parallel, command: FAKE_COMMAND, gpus, env: { FAKE_TRIAL_LOG: log, ...extra } });
+function local(log: string, extra: Record<string, string> = {}, gpus: number[] = [], more: Partial<LocalExecutorOptions> = {}) {
+  return async (parallel: number) => new LocalExecutor({ parallel, command: FAKE_COMMAND, gpus, env: { FAKE_TRIAL_LOG: log, ...extra }, ...more });
 }
 
 describe('local executor', () => {
@@ -48,8 +48,9 @@ describe('local executor', () => {
     const spec = gridSpec(dir, { lrs: [0.1, 0.3, 0.5], epochs: 3, parallel: 1 });
     const root = join(dir, 'sweeps');
     const mlruns = join(dir, 'mlruns');
-    // Trial 1 crashes in epoch 2 (after making its run), trial 2 before making a run at all.
-    const r = await startSweep(spec, { root, trackingUri: mlruns, executor: local(log, { FAKE_TRIAL_CRASH: '1:2,2:-1' }) });
+    // Trial 1 crashes in epoch 2 (after making its run), trial 2 before making a run at all;
+    // one delivery each (re-deliveries are the next test's subject).
+    const r = await startSweep(spec, { root, trackingUri: mlruns, executor: local(log, { FAKE_TRIAL_CRASH: '1:2,2:-1' }, [], { attempts: 1 }) });
     expect(r.trials).toEqual({ completed: 1, pruned: 0, failed: 2 });
     const sweepPath = join(root, r.sweepId);
     const study = studyFromJournal(loadSweepOf(sweepPath, readMeta(sweepPath)), r.sweepId, join(sweepPath, 'journal.jsonl'));
@@ -76,6 +77,43 @@ describe('local executor', () => {
     expect(c2.data.params['train.lr']).toBe('0.5');
     expect(c2.data.tags['sweep.error']).toMatch(/before creating its run/);
     expect(byTrial.get(t0!.id)!.data.tags['sweep.state']).toBe('completed');
+  });
+
+  it('delivers a trial whose process died without a result again, up to `attempts`; a trial that reports its own failure fails at once', async () => {
+    const dir = join(tmp.path, 'redeliver');
+    mkdirSync(dir);
+    const log = join(dir, 'log.jsonl');
+    const spec = gridSpec(dir, { name: 'redeliver', lrs: [0.1, 0.3, 0.5], epochs: 3, parallel: 2 });
+    const mlruns = join(dir, 'mlruns');
+    const lines: string[] = [];
+    // Trial 0 dies in epoch 2 on its first delivery only, trial 1 in epoch 1 every time; trial 2
+    // reports a failure of its own (a result message, as a bad config does).
+    const r = await startSweep(spec, {
+      root: join(dir, 'sweeps'), trackingUri: mlruns, log: (l) => lines.push(l),
+      executor: local(log, { FAKE_TRIAL_CRASH: '0:2:once,1:1', FAKE_TRIAL_FAIL: '2' }, [], { attempts: 3, backoffMs: 10, log: (l) => lines.push(l) }),
+    });
+    expect(r.trials).toEqual({ completed: 1, pruned: 0, failed: 2 });
+    const starts = startsPerTrial(readFakeLog(log));
+    const id = (n: number) => `${r.sweepId}-t${n}-s0`;
+    expect([starts.get(id(0)), starts.get(id(1)), starts.get(id(2))]).toEqual([2, 3, 1]);
+    const again = lines.filter((l) => l.includes('delivering it again')).sort();
+    expect(again).toHaveLength(3);
+    expect(again[0]).toMatch(new RegExp(`^${id(0)}: trial process exited with code 3 without a result; delivering it again \\(2 of 3\\), from its last checkpoint$`));
+    expect(again[1]).toMatch(new RegExp(`^${id(1)}: .*\\(2 of 3\\)`));
+    expect(again[2]).toMatch(new RegExp(`^${id(1)}: .*\\(3 of 3\\)`));
+    const sweepPath = join(join(dir, 'sweeps'), r.sweepId);
+    const study = studyFromJournal(loadSweepOf(sweepPath, readMeta(sweepPath)), r.sweepId, join(sweepPath, 'journal.jsonl'));
+    const [t0, t1, t2] = study.trials();
+    expect(t0).toMatchObject({ state: 'complete', value: expect.closeTo(0.96, 9) });
+    expect(t1!.error).toMatch(/^lost 3 deliveries \(attempts 3\), the last: trial process exited with code 3 without a result[\s\S]*simulated crash in epoch 1/);
+    expect(t2!.error).toBe('fake trial: reported failure in epoch 1');
+    // MLflow: each trial has one final run; the lost deliveries' runs are superseded.
+    const store = createStore(mlruns);
+    const exp = await store.getExperimentByName('redeliver');
+    const kids = await store.searchRuns({ experimentIds: [exp!.experimentId], filter: `tags.mlflow.parentRunId = '${r.parentRunId}'` });
+    const final = kids.filter((k) => k.data.tags['sweep.state'] !== 'superseded').map((k) => `${k.data.tags['sweep.trial_id']}:${k.data.tags['sweep.state']}`).sort();
+    expect(final).toEqual([`${id(0)}:completed`, `${id(1)}:failed`, `${id(2)}:failed`]);
+    expect(kids.filter((k) => k.data.tags['sweep.state'] === 'superseded').map((k) => k.data.tags['sweep.trial_id']).sort()).toEqual([id(0), id(1), id(1)]);
   });
 
   it('gives each slot its own GPU when nvidia-smi lists GPUs', async () => {

@@ -1,6 +1,13 @@
 /**
  * The local executor: a pool of slots, each running one trial process at a time. With GPUs
  * present each slot owns one (`CUDA_VISIBLE_DEVICES`), so parallel trials never share a card.
+ *
+ * A trial process that ends without a result (SIGKILLed, OOM-killed, crashed: a *lost*
+ * delivery) is delivered again in its slot, resuming from its last checkpoint, up to
+ * `attempts` deliveries in all (as BullMQ's `attempts` for the queue executor, or Optuna's
+ * failed-trial retry); then it is failed with the last delivery's cause. A trial that reports
+ * its own failure (a bad config, a diverged loss) fails at once: running it again would fail
+ * the same way.
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -28,6 +35,12 @@ export interface LocalExecutorOptions {
   /** Extra environment for every trial process. */
   env?: NodeJS.ProcessEnv;
   onOutput?: (trialId: string, line: string, stream: 'stdout' | 'stderr') => void;
+  /** Deliveries of a trial whose process keeps ending without a result, before it is failed (default 3). */
+  attempts?: number;
+  /** Wait before the second delivery, doubled for each further one (default 1000 ms). */
+  backoffMs?: number;
+  /** One line per re-delivery (for the sweep's progress log). */
+  log?: (line: string) => void;
 }
 
 export class LocalExecutor implements Executor {
@@ -40,6 +53,7 @@ export class LocalExecutor implements Executor {
 
   constructor(private readonly opts: LocalExecutorOptions) {
     if (!Number.isInteger(opts.parallel) || opts.parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${opts.parallel}`);
+    if (opts.attempts !== undefined && (!Number.isInteger(opts.attempts) || opts.attempts < 1)) throw new Error(`attempts must be an integer >= 1, got ${opts.attempts}`);
     this.command = trialCommand(opts.command);
     this.gpus = opts.gpus ?? detectGpus();
     this.free = Array.from({ length: opts.parallel }, (_, i) => i);
@@ -49,22 +63,36 @@ export class LocalExecutor implements Executor {
 
   async run(payload: TrialPayload, handlers: TrialHandlers): Promise<TrialOutcome> {
     if (this.abort.signal.aborted) return { state: 'failed', error: 'executor closed before the trial started' };
+    const attempts = this.opts.attempts ?? 3;
     const slot = await this.acquire();
     try {
-      const env: NodeJS.ProcessEnv = { ...this.opts.env, EGMF_WORKER_SLOT: String(slot) };
-      if (this.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = String(this.gpus[slot % this.gpus.length]);
-      return await runTrialProcess({
-        command: this.command,
-        payload,
-        env,
-        signal: this.abort.signal,
-        onStarted: (runId) => handlers.onStarted(runId),
-        onReport: (step, value) => handlers.onReport(step, value),
-        ...(this.opts.onOutput ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => this.opts.onOutput!(payload.trialId, line, stream) } : {}),
-      });
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.deliver(payload, handlers, slot);
+        // Closing kills the running trials on purpose: they are left for `sweep resume`.
+        if (outcome.state !== 'failed' || !outcome.lost || this.abort.signal.aborted) return outcome;
+        const why = (outcome.error ?? '').split('\n')[0];
+        if (attempt >= attempts) return attempts === 1 ? outcome : { ...outcome, error: `lost ${attempts} deliveries (attempts ${attempts}), the last: ${outcome.error ?? 'no result'}` };
+        this.opts.log?.(`${payload.trialId}: ${why}; delivering it again (${attempt + 1} of ${attempts}), from its last checkpoint`);
+        await sleep((this.opts.backoffMs ?? 1000) * 2 ** (attempt - 1), this.abort.signal);
+        if (this.abort.signal.aborted) return outcome;
+      }
     } finally {
       this.release(slot);
     }
+  }
+
+  private deliver(payload: TrialPayload, handlers: TrialHandlers, slot: number): Promise<TrialOutcome> {
+    const env: NodeJS.ProcessEnv = { ...this.opts.env, EGMF_WORKER_SLOT: String(slot) };
+    if (this.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = String(this.gpus[slot % this.gpus.length]);
+    return runTrialProcess({
+      command: this.command,
+      payload,
+      env,
+      signal: this.abort.signal,
+      onStarted: (runId) => handlers.onStarted(runId),
+      onReport: (step, value) => handlers.onReport(step, value),
+      ...(this.opts.onOutput ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => this.opts.onOutput!(payload.trialId, line, stream) } : {}),
+    });
   }
 
   async close(): Promise<void> {
@@ -82,4 +110,17 @@ export class LocalExecutor implements Executor {
     if (next) next(slot);
     else this.free.push(slot);
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((res) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      res();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

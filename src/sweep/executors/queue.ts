@@ -2,8 +2,11 @@
  * The distributed executor, controller side: each trial becomes a BullMQ job whose id is the
  * trial id (adding it again is a no-op, so re-dispatching after a restart is safe). Reports
  * arrive as job progress events; the prune decision goes back on a Redis list the worker
- * blocks on. Failed trials are retried by BullMQ up to `attempts`; a stalled job (its worker
- * died) is re-run by another worker without using an attempt.
+ * blocks on. Trials whose process died without a result are retried by BullMQ up to
+ * `attempts`; a stalled job (its worker died) is re-run by another worker without using an
+ * attempt. Every `checkMs` the controller looks up the jobs it waits for: one finished while
+ * its event was missed is told, one gone from Redis (a restart without persistence) is
+ * enqueued again, so a sweep never waits for a job that no longer exists.
  */
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -20,9 +23,16 @@ export interface QueueExecutorOptions {
   backoffMs?: number;
   /** Give up connecting to Redis after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /** How often the jobs waited for are looked up in Redis (default 10 s). */
+  checkMs?: number;
+  /** One line per job enqueued again (for the sweep's progress log). */
+  log?: (line: string) => void;
 }
 
 interface Pending {
+  payload: TrialPayload;
+  /** Its job was added once (only then can it go missing). */
+  enqueued?: boolean;
   handlers: TrialHandlers;
   resolve: (o: TrialOutcome) => void;
   runId?: string;
@@ -58,6 +68,8 @@ export class QueueExecutor implements Executor {
   readonly description: string;
   readonly queueName: string;
   private readonly pending = new Map<string, Pending>();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
 
   private constructor(
     private readonly opts: QueueExecutorOptions,
@@ -70,6 +82,8 @@ export class QueueExecutor implements Executor {
     events.on('progress', ({ jobId, data }) => this.onProgress(jobId, data));
     events.on('completed', ({ jobId, returnvalue }) => this.finish(jobId, () => outcomeFrom(returnvalue)));
     events.on('failed', ({ jobId, failedReason }) => this.finish(jobId, () => ({ state: 'failed', error: failedReason || 'trial failed on the worker' })));
+    this.timer = setInterval(() => void this.check(), opts.checkMs ?? 10_000);
+    this.timer.unref();
   }
 
   static async connect(opts: QueueExecutorOptions): Promise<QueueExecutor> {
@@ -80,27 +94,27 @@ export class QueueExecutor implements Executor {
     const events = new QueueEvents(name, { connection });
     const redis = new Redis(connection);
     redis.on('error', () => undefined); // ioredis reconnects by itself
+    // Without listeners an outage would print a stack trace per reconnection attempt: one line per new error.
+    let last = { message: '', at: 0 };
+    const onError = (e: Error): void => {
+      if (e.message !== last.message || Date.now() - last.at > 60_000) {
+        opts.log?.(`queue: ${e.message} (reconnecting)`);
+        last = { message: e.message, at: Date.now() };
+      }
+    };
+    queue.on('error', onError);
+    events.on('error', onError);
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), redis.ping()]);
     return new QueueExecutor(opts, queue, events, redis);
   }
 
   async run(payload: TrialPayload, handlers: TrialHandlers): Promise<TrialOutcome> {
     const id = payload.trialId;
-    const done = new Promise<TrialOutcome>((resolve) => this.pending.set(id, { handlers, resolve, chain: Promise.resolve() }));
-    await this.queue.add(JOB_NAME, payload, {
-      jobId: id,
-      attempts: this.opts.attempts ?? 3,
-      backoff: { type: 'exponential', delay: this.opts.backoffMs ?? 2000 },
-      removeOnComplete: { age: KEEP_FINISHED_S },
-      removeOnFail: { age: KEEP_FINISHED_S },
-    });
+    const done = new Promise<TrialOutcome>((resolve) => this.pending.set(id, { payload, handlers, resolve, chain: Promise.resolve() }));
+    await this.enqueue(payload);
+    this.pending.get(id)!.enqueued = true;
     // The job may have finished before this controller was listening (it was restarted).
-    const job = await Job.fromId(this.queue, id);
-    if (job) {
-      const state = await job.getState();
-      if (state === 'completed') this.finish(id, () => outcomeFrom(job.returnvalue));
-      else if (state === 'failed') this.finish(id, () => ({ state: 'failed', error: job.failedReason || 'trial failed on the worker' }));
-    }
+    await this.settled(id);
     const outcome = await done;
     const p = this.pending.get(id);
     this.pending.delete(id);
@@ -108,7 +122,46 @@ export class QueueExecutor implements Executor {
     return runId !== undefined ? { ...outcome, runId } : outcome;
   }
 
+  /** Adds the trial's job; a no-op while a job with its id exists. */
+  private async enqueue(payload: TrialPayload): Promise<void> {
+    await this.queue.add(JOB_NAME, payload, {
+      jobId: payload.trialId,
+      attempts: this.opts.attempts ?? 3,
+      backoff: { type: 'exponential', delay: this.opts.backoffMs ?? 2000 },
+      removeOnComplete: { age: KEEP_FINISHED_S },
+      removeOnFail: { age: KEEP_FINISHED_S },
+    });
+  }
+
+  /** Tells a job's result when it has one already; false when the job does not exist. */
+  private async settled(id: string): Promise<boolean> {
+    const job = await Job.fromId(this.queue, id);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state === 'completed') this.finish(id, () => outcomeFrom(job.returnvalue));
+    else if (state === 'failed') this.finish(id, () => ({ state: 'failed', error: job.failedReason || 'trial failed on the worker' }));
+    return true;
+  }
+
+  private async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      for (const [id, p] of [...this.pending]) {
+        if (!p.enqueued || (await this.settled(id))) continue;
+        if (this.pending.get(id) !== p) continue;
+        this.opts.log?.(`${id}: its job is gone from Redis (restarted without persistence?); enqueued again, to resume from its last checkpoint`);
+        await this.enqueue(p.payload);
+      }
+    } catch {
+      // Redis is away: the next check tries again.
+    } finally {
+      this.checking = false;
+    }
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.timer);
     await Promise.allSettled([this.events.close(), this.queue.close()]);
     this.redis.disconnect();
   }
