@@ -92,8 +92,9 @@ export interface ReproduceResult {
   markdown: string;
 }
 
-const QUICK_SYNTHETIC = ['data.scale=0.03', 'data.limit_train=48', 'train.epochs=1', 'llm.pretrain_steps=20'];
-const QUICK_REAL = ['data.limit_train=48', 'data.limit_eval=64', 'train.epochs=1', 'llm.pretrain_steps=20'];
+/** Overrides of a --quick run: tiny splits, one epoch, a barely pretrained built-in LLM. */
+export const QUICK_SYNTHETIC = ['data.scale=0.03', 'data.limit_train=48', 'train.epochs=1', 'llm.pretrain_steps=20'];
+export const QUICK_REAL = ['data.limit_train=48', 'data.limit_eval=64', 'train.epochs=1', 'llm.pretrain_steps=20'];
 
 export function parseDatasets(spec: string | undefined): PaperDataset[] {
   if (spec === undefined || spec.trim() === '' || spec.trim() === 'all') return [...PAPER_DATASETS];

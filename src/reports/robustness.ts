@@ -679,6 +679,79 @@ export function seedCI(values: number[], level = 0.95): { mean: number; lo: numb
   return { mean, lo: mean - h, hi: mean + h, n };
 }
 
+/**
+ * Welch's interval of the difference of two means over seeds (b − a): independent runs of two
+ * configurations (two languages) with unequal variances; Welch–Satterthwaite degrees of
+ * freedom. Fewer than two values on a side, or no spread at all: lo and hi are NaN.
+ */
+export function welchCI(a: number[], b: number[], level = 0.95): { diff: number; lo: number; hi: number; df: number } {
+  checkLevel(level);
+  for (const [name, v] of [['a', a], ['b', b]] as const) {
+    if (v.length === 0) throw new EgmfError(`no values in ${name}`, { key: name });
+    if (v.some((x) => !Number.isFinite(x))) throw new EgmfError(`values must be finite, got [${v.join(', ')}]`, { key: name });
+  }
+  const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+  const variance = (v: number[], m: number) => v.reduce((x, y) => x + (y - m) ** 2, 0) / (v.length - 1);
+  const ma = mean(a);
+  const mb = mean(b);
+  const diff = mb - ma;
+  if (a.length < 2 || b.length < 2) return { diff, lo: NaN, hi: NaN, df: NaN };
+  const qa = variance(a, ma) / a.length;
+  const qb = variance(b, mb) / b.length;
+  const se = Math.sqrt(qa + qb);
+  if (se === 0) return { diff, lo: NaN, hi: NaN, df: NaN };
+  const df = (qa + qb) ** 2 / (qa ** 2 / (a.length - 1) + qb ** 2 / (b.length - 1));
+  const h = studentTQuantile((1 + level) / 2, df) * se;
+  return { diff, lo: diff - h, hi: diff + h, df };
+}
+
+/**
+ * Percentile bootstrap over test samples of a metric averaged over seeds: each resample draws
+ * sample ids with replacement (the ids every seed evaluated, unparsed answers kept out of the
+ * metric as usual) and averages the seeds' metric on it, so the interval covers the test set's
+ * sampling of the seed-mean, where {@link seedCI} covers training noise.
+ */
+export function bootstrapMeanCI(
+  perSeed: { id: string; truth: number; pred: number | null }[][], metric: (pred: number[], truth: number[]) => number,
+  o: { resamples?: number; seed?: number; level?: number } = {},
+): { value: number; lo: number; hi: number; n: number } {
+  const level = o.level ?? 0.95;
+  checkLevel(level);
+  const resamples = o.resamples ?? 1000;
+  if (!Number.isInteger(resamples) || resamples < 1) throw new EgmfError(`resamples must be a positive integer, got ${resamples}`, { key: 'resamples' });
+  if (perSeed.length === 0) throw new EgmfError('no seeds to bootstrap', { key: 'predictions' });
+  const byId = perSeed.map((ps) => new Map(ps.map((p) => [p.id, p])));
+  const ids = [...byId[0]!.keys()].filter((id) => byId.every((m) => m.has(id)));
+  if (ids.length === 0) throw new EgmfError('the seeds share no evaluated sample', { key: 'predictions' });
+  const score = (pick: readonly string[]): number => {
+    let sum = 0;
+    for (const m of byId) {
+      const pred: number[] = [];
+      const truth: number[] = [];
+      for (const id of pick) {
+        const p = m.get(id)!;
+        if (p.pred === null) continue;
+        pred.push(p.pred);
+        truth.push(p.truth);
+      }
+      sum += pred.length > 0 ? metric(pred, truth) : NaN;
+    }
+    return sum / byId.length;
+  };
+  const value = score(ids);
+  const rng = seedrandom(`egmf-bootstrap-mean/${o.seed ?? 0}`);
+  const stats: number[] = [];
+  const pick = new Array<string>(ids.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < ids.length; i++) pick[i] = ids[Math.floor(rng() * ids.length)]!;
+    const v = score(pick);
+    if (Number.isFinite(v)) stats.push(v);
+  }
+  if (stats.length === 0) return { value, lo: NaN, hi: NaN, n: ids.length };
+  stats.sort((x, y) => x - y);
+  return { value, lo: quantile(stats, (1 - level) / 2), hi: quantile(stats, (1 + level) / 2), n: ids.length };
+}
+
 // ---------------------------------------------------------------------------------------
 // Label spaces across datasets
 

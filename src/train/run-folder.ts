@@ -43,9 +43,8 @@ export interface OpenRunOptions {
   evalOnly?: boolean;
 }
 
-/** Reads a run's config, builds its setup and loads its checkpoint; errors name the missing file. */
-export async function openRunFolder(path: string, o: OpenRunOptions = {}): Promise<OpenedRun> {
-  const { runDir, ckptDir } = locateCheckpoint(path);
+/** A run folder's config.json, validated (with `sets` applied); errors name the file. */
+export function readRunConfig(runDir: string, sets: readonly string[] = []): { cfgFile: string; cfg: ExperimentConfig } {
   const cfgFile = join(runDir, 'config.json');
   if (!existsSync(cfgFile)) throw new EgmfError('the run folder has no config.json', { file: cfgFile });
   let raw: Record<string, unknown>;
@@ -54,7 +53,13 @@ export async function openRunFolder(path: string, o: OpenRunOptions = {}): Promi
   } catch (e) {
     throw new EgmfError(`not valid JSON: ${(e as Error).message}`, { file: cfgFile });
   }
-  const cfg = validateExperiment(applySets(EXPERIMENT_SPEC, raw, [...(o.sets ?? [])]), cfgFile);
+  return { cfgFile, cfg: validateExperiment(applySets(EXPERIMENT_SPEC, raw, [...sets]), cfgFile) };
+}
+
+/** Reads a run's config, builds its setup and loads its checkpoint; errors name the missing file. */
+export async function openRunFolder(path: string, o: OpenRunOptions = {}): Promise<OpenedRun> {
+  const { runDir, ckptDir } = locateCheckpoint(path);
+  const { cfgFile, cfg } = readRunConfig(runDir, o.sets);
   const setup = await buildSetup(cfg, { say: o.say, evalOnly: o.evalOnly ?? true });
   try {
     loadCheckpoint(ckptDir, setup.variables, null);

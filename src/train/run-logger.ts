@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { stringify as toYaml } from 'yaml';
 import type { ExperimentConfig } from '../config/experiment.ts';
@@ -15,6 +15,9 @@ import { flatten } from '../config/spec.ts';
 import { redact, scrubSecrets, startRun, SystemMetricsSampler, RunHandle } from '../tracking/index.ts';
 import type { MetricPoint, RunStatus, TrackingStore } from '../tracking/index.ts';
 import type { Setup } from './setup.ts';
+
+/** Tag of a training run: the absolute path of its run folder (config.json, checkpoints, summary.json). */
+export const TAG_RUN_DIR = 'egmf.run_dir';
 
 export interface TrackingTarget {
   store: TrackingStore;
@@ -55,7 +58,7 @@ export class RunLogger {
   }
 
   /** Starts a new run, or reopens `runId` (resume: params and inputs are already there). */
-  static async open(target: TrackingTarget | null, o: { cfg: ExperimentConfig; seed: number; setup: Setup; runId: string | null; digest: string }): Promise<RunLogger> {
+  static async open(target: TrackingTarget | null, o: { cfg: ExperimentConfig; seed: number; setup: Setup; runId: string | null; digest: string; outDir?: string }): Promise<RunLogger> {
     if (target === null) return new RunLogger(null, o.cfg);
     const { store } = target;
     if (o.runId !== null) {
@@ -75,6 +78,8 @@ export class RunLogger {
       'egmf.seed': String(o.seed),
       'egmf.config_digest': o.digest,
       'egmf.llm': s.cfg.llm.path,
+      // Where the run's folder (config.json, checkpoints) is: reports re-evaluate the model from it.
+      ...(o.outDir !== undefined ? { [TAG_RUN_DIR]: resolve(o.outDir) } : {}),
       ...gitTags(),
       ...target.tags,
     };

@@ -123,7 +123,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     say(`resuming from step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
   }
 
-  const logger = await RunLogger.open(o.tracking ?? null, { cfg, seed, setup: s, runId: state.runId, digest });
+  const logger = await RunLogger.open(o.tracking ?? null, { cfg, seed, setup: s, runId: state.runId, digest, outDir: o.outDir });
   state.runId = logger.runId;
   if (logger.runId) o.onRunStarted?.(logger.runId);
 

@@ -10,11 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createStore } from '../../src/tracking/index.ts';
 import { buildReproduceDoc } from '../../src/reports/reproduce.ts';
 import { loadPublished } from '../../src/reports/published.ts';
 import { REPO, tempDir } from '../helpers.ts';
 import { renderInChromium } from './chromium.ts';
+import { checkReportRun } from './report-run-check.ts';
 
 const tmp = tempDir('egmf-reproduce-');
 afterAll(() => tmp.cleanup());
@@ -55,16 +55,8 @@ describe('egmf reproduce --quick', () => {
     expect(page.charts).toBeGreaterThanOrEqual(3);
     expect(page.tables).toBeGreaterThanOrEqual(4);
     // The report run: tagged, its runs named, its files logged; every training run its child.
-    const s = createStore(store);
-    const run = await s.getRun(res.run_id);
-    expect(run.info.status).toBe('FINISHED');
-    expect(run.data.tags['report.kind']).toBe('reproduce');
-    const ids = run.data.tags['report.runs']!.split(',');
-    expect(ids).toHaveLength(res.runs);
-    for (const id of ids) expect((await s.getRun(id)).data.tags['mlflow.parentRunId']).toBe(res.run_id);
+    await checkReportRun(store, res.run_id, 'reproduce', res.runs);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
-    const arts = (await s.listArtifacts(res.run_id, 'report')).map((a) => a.path);
-    expect(arts).toEqual(expect.arrayContaining(['report/report.html', 'report/report.md', 'report/runs.json']));
   }, 1_200_000);
 
   it('marks missing and incomplete rows instead of dropping them', () => {
