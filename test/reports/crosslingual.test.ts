@@ -9,7 +9,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createStore } from '../../src/tracking/index.ts';
 import { buildCrosslingualDoc } from '../../src/reports/crosslingual-doc.ts';
@@ -86,6 +86,30 @@ describe('egmf report crosslingual', () => {
     // The second report names the same runs as the first (the emotion half).
     const tags2 = (await s.getRun(res2.run_id)).data.tags['report.runs']!.split(',');
     expect(tags2.every((id) => ids.includes(id))).toBe(true);
+
+    // Named runs: the seed-1111 pair of the emotion slots, by id.
+    const named = [];
+    for (const id of ids) {
+      const t = (await s.getRun(id)).data.tags;
+      if (t['report.row']?.startsWith('emotion/') && t['egmf.seed'] === '1111') named.push(id);
+    }
+    expect(named).toHaveLength(2);
+    const r3 = egmf(['report', 'crosslingual', '--runs', named.join(','), '--pairs', 'emotion,sentiment', '--seeds', '1111', '--limit', '8', '--out', join(tmp.path, 'named'), '--tracking-uri', store, '--json']);
+    expect(r3.status, r3.stderr.slice(-3000)).toBe(0);
+    const res3 = JSON.parse(r3.stdout.trim().split('\n').pop()!) as Result;
+    expect(res3.evaluated).toBe(2);
+    expect(res3.missing).toEqual([{ pair: 'sentiment', language: 'en', seed: 1111 }, { pair: 'sentiment', language: 'zh', seed: 1111 }]);
+    expect(readFileSync(join(tmp.path, 'named', 'report.md'), 'utf8')).toMatch(/No run of this pair could be evaluated/);
+
+    // A sweep's trial runs: found through the sweep's metadata and the runs' sweep.id tag.
+    const sweeps = join(tmp.path, 'sweeps');
+    mkdirSync(join(sweeps, 'sw-1'), { recursive: true });
+    writeFileSync(join(sweeps, 'sw-1', 'meta.json'), JSON.stringify({ version: 1, sweepId: 'sw-1', specFile: 'x.yaml', trackingUri: store, experimentName: 'egmf-crosslingual', parentRunId: 'none', queue: null, queueName: null, parallel: 1, createdAt: '', finishedAt: null }));
+    for (const id of named) await s.setTag(id, 'sweep.id', 'sw-1');
+    const r4 = spawnSync(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'report', 'crosslingual', '--sweep', 'sw-1', '--pairs', 'emotion', '--seeds', '1111', '--limit', '8', '--out', join(tmp.path, 'swept'), '--tracking-uri', store, '--json'],
+      { cwd: tmp.path, env: { ...env, EGMF_SWEEP_DIR: sweeps }, encoding: 'utf8', timeout: 600_000 });
+    expect(r4.status, r4.stderr.slice(-3000)).toBe(0);
+    expect((JSON.parse(r4.stdout.trim().split('\n').pop()!) as Result).evaluated).toBe(2);
   }, 1_500_000);
 
   it('refuses bad input, naming the option or run', () => {
