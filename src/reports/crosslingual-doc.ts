@@ -10,7 +10,7 @@ import { barChart, lineChart, type MeanStdPoint } from './charts.ts';
 import type { CurveKey, Language, Pair, RunEval, UnusableRun } from './crosslingual.ts';
 import { CURVES, LANGUAGE_NAMES, LANGUAGES } from './crosslingual.ts';
 import type { Cell, ReportChart, ReportDoc, ReportSection, ReportTable } from './document.ts';
-import { formatMetric, METRIC_LABELS } from './reproduce.ts';
+import { formatMetric, METRIC_LABELS, scaled } from './reproduce.ts';
 import { bootstrapMeanCI, metricFn, seedCI, welchCI } from './robustness.ts';
 import { meanStd } from '../train/seeds.ts';
 import type { DatasetMeta } from '../data/schema.ts';
@@ -31,8 +31,6 @@ export interface CrosslingualDocInput {
 
 const MINUS = '−';
 
-/** A metric on the report's scale: F1 and accuracies ×100, MAE as is. */
-const scaled = (metric: string, v: number): number => (metric === 'MAE' ? v : v * 100);
 const metricLabel = (metric: string): string => (metric === 'weighted_f1' ? 'weighted F1' : METRIC_LABELS[metric] ?? metric);
 const unitOf = (metric: string): string | undefined => (metric === 'MAE' ? undefined : '×100');
 const fmtNum = (metric: string, v: number): string => (Number.isFinite(v) ? (metric === 'MAE' ? v.toFixed(3) : v.toFixed(2)) : '—');

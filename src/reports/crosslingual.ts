@@ -252,11 +252,9 @@ export async function crosslingual(o: CrosslingualOptions): Promise<Crosslingual
 // ---------------------------------------------------------------------------------------
 // Finding runs
 
-interface Candidate { run: Run; via: string }
-
 /** The runs named by id, every run of the experiments, and the trial runs of the sweeps. */
-async function collectRuns(store: TrackingStore, s: { runs: readonly string[]; experiments: readonly string[]; sweeps: readonly string[] }): Promise<Candidate[]> {
-  const out = new Map<string, Candidate>();
+async function collectRuns(store: TrackingStore, s: { runs: readonly string[]; experiments: readonly string[]; sweeps: readonly string[] }): Promise<Run[]> {
+  const out = new Map<string, Run>();
   for (const id of s.runs) {
     let run: Run;
     try {
@@ -264,7 +262,7 @@ async function collectRuns(store: TrackingStore, s: { runs: readonly string[]; e
     } catch (e) {
       throw new EgmfError(`no such run in ${store.uri}: ${(e as Error).message.split('\n')[0]}`, { key: `runs: ${id}` });
     }
-    out.set(id, { run, via: 'runs' });
+    out.set(id, run);
   }
   for (const name of s.experiments) {
     const exp = await store.getExperimentByName(name);
@@ -274,7 +272,7 @@ async function collectRuns(store: TrackingStore, s: { runs: readonly string[]; e
     }
     for (const run of await store.searchRuns({ experimentIds: [exp.experimentId] })) {
       if (run.data.tags[TAG_REPORT_KIND] !== undefined) continue; // a report, not a training run
-      if (!out.has(run.info.runId)) out.set(run.info.runId, { run, via: `experiment ${name}` });
+      if (!out.has(run.info.runId)) out.set(run.info.runId, run);
     }
   }
   for (const id of s.sweeps) {
@@ -286,7 +284,7 @@ async function collectRuns(store: TrackingStore, s: { runs: readonly string[]; e
     const runs = await store.searchRuns({ experimentIds: [exp.experimentId], filter: `tags."${TAG_SWEEP_ID}" = '${id}'` });
     for (const run of runs) {
       if (run.data.tags['sweep.state'] === 'superseded' || run.info.runId === meta.parentRunId) continue;
-      if (!out.has(run.info.runId)) out.set(run.info.runId, { run, via: `sweep ${id}` });
+      if (!out.has(run.info.runId)) out.set(run.info.runId, run);
     }
   }
   return [...out.values()];
@@ -313,11 +311,11 @@ function slotRuns(found: Found, pair: string, lang: Language): Map<number, Found
 }
 
 /** Sorts candidates into slots: the latest FINISHED run per slot and seed; the rest explained. */
-function sortRuns(cands: readonly Candidate[], pairs: readonly Pair[], seeds: readonly number[]): { found: Found; unusable: UnusableRun[]; unused: number } {
+function sortRuns(cands: readonly Run[], pairs: readonly Pair[], seeds: readonly number[]): { found: Found; unusable: UnusableRun[]; unused: number } {
   const found: Found = new Map();
   const unusable: UnusableRun[] = [];
   let unused = 0;
-  for (const { run } of cands) {
+  for (const run of cands) {
     const id = run.info.runId;
     const dir = run.data.tags[TAG_RUN_DIR];
     if (run.info.status !== 'FINISHED') {
@@ -405,10 +403,7 @@ function measure(pair: Pair, language: Language, r: FoundRun, run: LoadedRun, o:
   const meta = run.setup.meta;
   const { name: metric, goal } = primaryMetric(meta.task, meta.dataset);
   const lim = o.limit !== undefined ? { limit: o.limit } : {};
-  const value = (p: Perturbation, seed = 0) => {
-    const e = evaluatePerturbed(run, p, { ...lim, seed });
-    return e.metrics[metric]!;
-  };
+  const value = (p: Perturbation): number => evaluatePerturbed(run, p, lim).metrics[metric]!;
   const clean = evaluatePerturbed(run, { kind: 'none' }, lim);
   const modalities = [...run.cfg.model.modalities] as Modality[];
   const ablation: Record<string, number> = {};

@@ -373,7 +373,8 @@ function ablationSection(d: DocInput, seedsText: string): ReportSection {
   };
 }
 
-function scaled(key: string, v: number): number {
+/** A metric on the tables' scale: accuracies, F1 and Corr ×100, MAE as is. */
+export function scaled(key: string, v: number): number {
   return key === 'MAE' ? v : v * 100;
 }
 function signed(key: string, v: number): string {
