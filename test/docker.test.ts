@@ -70,12 +70,18 @@ describe('Dockerfiles', () => {
     }
   });
 
-  it('bases the GPU image on CUDA 11.2 with cuDNN 8.1 and installs tfjs-node-gpu', () => {
+  it('builds the GPU image\'s backend with egmf backend install tensorflow --gpu (CUDA 12 from the wheel), after the sources it runs', () => {
     const gpu = dockerfiles['docker/Dockerfile.gpu'];
-    expect(gpu[0]!.args).toMatch(/^nvidia\/cuda:11\.2\.\d+-cudnn8-(runtime|devel)-ubuntu\d+\.\d+$/);
-    expect(gpu.some((i) => i.op === 'RUN' && i.args.includes('libcudnn8') && i.args.includes("'^8\\.1\\.'"))).toBe(true);
-    expect(gpu.some((i) => i.op === 'RUN' && /@tensorflow\/tfjs-node-gpu@4\./.test(i.args))).toBe(true);
+    expect(gpu[0]!.args).toMatch(/^node:20/);
     expect(dockerfiles['docker/Dockerfile'][0]!.args).toMatch(/^node:20/);
+    const install = gpu.findIndex((i) => i.op === 'RUN' && i.args === 'node bin/egmf.mjs backend install tensorflow --gpu');
+    expect(install).toBeGreaterThan(0);
+    // The build tools the install checks for, and the sources it runs from, come before it.
+    const apt = gpu.find((i) => i.op === 'RUN' && i.args.includes('apt-get install'))!;
+    for (const tool of ['g++', 'make', 'python3-venv']) expect(apt.args).toContain(tool);
+    for (const dir of ['bin', 'src']) expect(gpu.findIndex((i) => i.op === 'COPY' && i.args.startsWith(`${dir} `))).toBeLessThan(install);
+    // No CUDA 11 / cuDNN 8 leftovers, no plain npm install of tfjs-node-gpu (its script downloads).
+    expect(gpu.some((i) => /cuda:11|cudnn8|npm install .*tfjs-node-gpu/.test(i.args))).toBe(false);
   });
 });
 

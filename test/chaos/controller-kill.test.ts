@@ -77,7 +77,8 @@ describe.each(Array.from({ length: ROUNDS }, (_, i) => i + 1))('SIGKILL the cont
       const ids = (() => { try { return readdirSync(sweeps); } catch { return []; } })();
       if (ids.length > 0) sweepDir = join(sweeps, ids[0]!);
       const c = sweepDir ? journalCounts(sweepDir) : { tells: 0, asks: 0 };
-      if (c.tells >= after && c.asks > c.tells) break;
+      // A trial asked for but not yet started (or just ending) is no moment to kill at.
+      if (c.tells >= after && c.asks > c.tells && processesWith(`EGMF_SWEEP_DIR=${sweeps}`).length > 0) break;
       if (Date.now() - t0 > 400_000) throw new Error(`no moment to kill at: ${JSON.stringify(c)}\n${run.err()}`);
       if (run.child.exitCode !== null) throw new Error(`the sweep ended before the kill:\n${run.err()}`);
       await new Promise((r) => setTimeout(r, 250));

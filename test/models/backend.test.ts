@@ -22,15 +22,7 @@ describe('initBackend', () => {
     expect(tf.getGradient('BatchMatMul')).toBeDefined();
   });
 
-  it("'tensorflow' without tfjs-node installed is a clear error saying how to install it", async () => {
-    const err = await initBackend('tensorflow').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(EgmfError);
-    expect((err as Error).message).toMatch(/neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed.*npm install @tensorflow\/tfjs-node/s);
-  });
-
-  it("'auto' falls back to wasm when tfjs-node is absent", async () => {
-    expect((await initBackend('auto')).name).toBe('wasm');
-  });
+  // tensorflow present or absent, and what auto picks then: backend-tensorflow.test.ts.
 
   it('rejects unknown backend names and thread counts', async () => {
     expect(parseBackendName('wasm')).toBe('wasm');

@@ -39,6 +39,10 @@ describe('local executor', () => {
     expect(peak).toBe(2);
     // Each trial got its own slot while overlapping.
     expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.slot))).toEqual(new Set(['0', '1']));
+    // Two trials on the CPU cores: each gets half of them for TensorFlow's pool.
+    if (process.env['TF_NUM_INTRAOP_THREADS'] === undefined) {
+      expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.tfThreads))).toEqual(new Set([String(Math.max(1, Math.floor(availableParallelism() / 2)))]));
+    }
   });
 
   it('records a crashing trial as failed with its stderr, in the study and as a tagged MLflow child run', async () => {

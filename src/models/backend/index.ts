@@ -8,6 +8,6 @@
  * gradients and the wasm kernel fixes (missing and silently wrong kernels). Model code
  * then uses `src/models/ops.ts`, which picks the fast path for the current backend.
  */
-export { initBackend, currentBackend, parseBackendName, BACKEND_NAMES } from './select.ts';
+export { initBackend, currentBackend, tensorflowPackage, parseBackendName, BACKEND_NAMES } from './select.ts';
 export type { BackendName, BackendOptions, BackendInfo } from './select.ts';
 export { ensureGradients } from './gradients.ts';

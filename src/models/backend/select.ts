@@ -17,7 +17,9 @@ export interface BackendOptions {
    * XNNPACK threads for wasm (worker_threads). Default: env EGMF_WASM_THREADS, else
    * half the logical cores (at most 4) on machines with 4 or more, else 1: on a busy
    * 2-core machine a second thread measured slower (threads spin at barriers).
-   * Fixed by the first wasm initialisation in a process.
+   * Fixed by the first wasm initialisation in a process. tensorflow: intra-op threads
+   * (default env TF_NUM_INTRAOP_THREADS, else the logical cores), fixed when tfjs-node
+   * first loads.
    */
   threads?: number;
 }
@@ -25,7 +27,7 @@ export interface BackendOptions {
 export interface BackendInfo {
   /** The tfjs backend now current: 'wasm', 'cpu' or 'tensorflow'. */
   name: 'wasm' | 'cpu' | 'tensorflow';
-  /** wasm: XNNPACK threads; tensorflow/cpu: 1 (tfjs-node manages its own pool). */
+  /** wasm: XNNPACK threads; tensorflow: TensorFlow's intra-op threads; cpu: 1. */
   threads: number;
   /** tensorflow: the npm package that provided it. */
   package?: string;
@@ -37,11 +39,23 @@ export interface BackendInfo {
 
 const TF_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 const INSTALL_HINT =
-  'install @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA 11.2 + cuDNN 8.1): `npm install @tensorflow/tfjs-node`; ' +
-  'its install script downloads libtensorflow, so set TFJS_NODE_BASE_URI to a reachable mirror when storage.googleapis.com is blocked';
+  'install it with `npm run setup:tensorflow` (CPU) or `npx egmf backend install tensorflow --gpu` (CUDA 12): ' +
+  'it builds tfjs-node against the PyPI TensorFlow wheel, without tfjs-node\'s own download';
 
 let wasmThreads: number | null = null;
 let tfNodePackage: string | null = null;
+let tfThreads: number | null = null;
+let savedTfEnv: Record<string, string | undefined> | null = null;
+
+/** Puts back the environment loadTfNode set for TensorFlow's start. */
+function restoreTfEnv(): void {
+  if (savedTfEnv === null) return;
+  for (const [k, v] of Object.entries(savedTfEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  savedTfEnv = null;
+}
 
 /** Validates a backend name from a config file or the CLI. */
 export function parseBackendName(value: string, ctx: { file?: string; key?: string } = {}): BackendName {
@@ -65,17 +79,22 @@ export async function initBackend(name: BackendName = 'auto', opts: BackendOptio
     case 'wasm':
       return initWasm(opts);
     case 'tensorflow': {
-      const pkg = await loadTfNode();
+      const pkg = await loadTfNode(opts);
       if (pkg === null) throw new EgmfError(`backend 'tensorflow' requested but neither ${TF_NODE_PACKAGES.join(' nor ')} is installed: ${INSTALL_HINT}`);
-      await setOrThrow('tensorflow');
-      return { name: 'tensorflow', threads: 1, package: pkg };
+      try {
+        await setOrThrow('tensorflow');
+      } finally {
+        restoreTfEnv();
+      }
+      return { name: 'tensorflow', threads: tfThreads!, package: pkg };
     }
     case 'auto': {
       // auto never fails for a broken optional install: it says why it fell back.
       let reason: string | undefined;
       try {
-        const pkg = await loadTfNode();
-        if (pkg !== null && (await tf.setBackend('tensorflow'))) return { name: 'tensorflow', threads: 1, package: pkg };
+        const pkg = await loadTfNode(opts);
+        const ok = pkg !== null && (await tf.setBackend('tensorflow').finally(restoreTfEnv));
+        if (ok) return { name: 'tensorflow', threads: tfThreads!, package: pkg };
       } catch (e) {
         reason = (e as Error).message;
       }
@@ -89,6 +108,11 @@ export async function initBackend(name: BackendName = 'auto', opts: BackendOptio
     default:
       throw new EgmfError(`unknown backend '${String(name)}'`);
   }
+}
+
+/** The tfjs-node package that provides the tensorflow backend (null: not loaded). */
+export function tensorflowPackage(): string | null {
+  return tfNodePackage;
 }
 
 /** The current backend's name, for code that picks a per-backend fast path. */
@@ -128,11 +152,23 @@ async function setOrThrow(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new EgmfError(`tfjs backend '${name}' failed to initialise`);
 }
 
-async function loadTfNode(): Promise<string | null> {
+/** The packages' own install scripts are skipped, so they are found only once built (`egmf backend install`). */
+async function loadTfNode(opts: BackendOptions): Promise<string | null> {
   if (tfNodePackage !== null) return tfNodePackage;
+  // TensorFlow reads these once, when the library loads: quiet start-up logs, a fixed
+  // thread count (so two sweep workers on two cores do not fight), deterministic kernels.
+  const cores = Math.max(os.availableParallelism(), 1);
+  const fromEnv = Number(process.env['TF_NUM_INTRAOP_THREADS']);
+  const threads = opts.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : cores);
+  if (!Number.isInteger(threads) || threads < 1) throw new EgmfError(`tensorflow threads must be a positive integer, got ${threads}`, { key: 'threads' });
+  const set = { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: process.env['TF_NUM_INTEROP_THREADS'] ?? '1', TF_CPP_MIN_LOG_LEVEL: process.env['TF_CPP_MIN_LOG_LEVEL'] ?? '2', TF_DETERMINISTIC_OPS: process.env['TF_DETERMINISTIC_OPS'] ?? '1' };
+  // Only until the backend has started: child processes (sweep trials) choose their own.
+  savedTfEnv = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, set);
   for (const pkg of TF_NODE_PACKAGES) {
     try {
       await import(pkg);
+      tfThreads = threads;
       tfNodePackage = pkg;
       return pkg;
     } catch (e) {

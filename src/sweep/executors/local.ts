@@ -84,6 +84,11 @@ export class LocalExecutor implements Executor {
   private deliver(payload: TrialPayload, handlers: TrialHandlers, slot: number): Promise<TrialOutcome> {
     const env: NodeJS.ProcessEnv = { ...this.opts.env, EGMF_WORKER_SLOT: String(slot) };
     if (this.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = String(this.gpus[slot % this.gpus.length]);
+    // On CPUs the trials share the cores: TensorFlow would give each trial a pool of all of
+    // them, so `parallel` trials would fight over the same cores (wasm already runs 1 thread).
+    else if (process.env['TF_NUM_INTRAOP_THREADS'] === undefined && this.opts.env?.['TF_NUM_INTRAOP_THREADS'] === undefined) {
+      env['TF_NUM_INTRAOP_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / this.opts.parallel)));
+    }
     return runTrialProcess({
       command: this.command,
       payload,

@@ -1,0 +1,120 @@
+/**
+ * The native tensorflow backend (`egmf backend install tensorflow`): the install is
+ * idempotent and names what is missing, `auto` picks it once built (and falls back to wasm
+ * when it is absent), and it trains the same seed to the same losses as wasm. CI builds it
+ * (scripts/test-env.sh); elsewhere these tests run once it is installed.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO, runCli, tempDir } from '../helpers.ts';
+import { tfNodeDir } from '../../src/models/backend/install.ts';
+
+const built = existsSync(join(tfNodeDir(REPO), 'lib', 'napi-v8', 'tfjs_binding.node'));
+const needed = process.env['CI'] !== undefined;
+
+function runTs(file: string, code: string, cwd = REPO, timeout = 240_000) {
+  writeFileSync(file, code);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd, encoding: 'utf8', timeout, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function lastJson(s: string): any {
+  return JSON.parse(s.trim().split('\n').reverse().find((l) => l.startsWith('{'))!);
+}
+
+describe('egmf backend install tensorflow', () => {
+  it.skipIf(!built && !needed)('is built here (CI builds it), and a second install changes nothing', () => {
+    expect(built, 'scripts/test-env.sh should have run `egmf backend install tensorflow`').toBe(true);
+    const r = runCli(['backend', 'install', 'tensorflow', '--json'], { timeoutMs: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { built: string[]; tensorflow: string; package: string };
+    expect(out).toMatchObject({ built: [], tensorflow: '2.21.0', package: '@tensorflow/tfjs-node' });
+    const info = runCli(['backend', 'info', '--json']);
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout.trim())).toMatchObject({ name: 'tensorflow', package: '@tensorflow/tfjs-node' });
+  });
+
+  it('names a missing compiler, missing Node headers and an unknown backend, changing nothing', () => {
+    const noCxx = runCli(['backend', 'install', 'tensorflow', '--venv', join(REPO, '.venv-absent')], { env: { CXX: '/nonexistent/g++' } });
+    expect(noCxx.status).toBe(1);
+    expect(noCxx.stderr).toMatch(/key 'CXX'.*'\/nonexistent\/g\+\+' not found: the build needs a C\+\+ compiler/);
+    const noHeaders = runCli(['backend', 'install', 'tensorflow', '--venv', join(REPO, '.venv-absent'), '--nodedir', '/nonexistent']);
+    expect(noHeaders.status).toBe(1);
+    expect(noHeaders.stderr).toMatch(/\/nonexistent\/include\/node\/node_api\.h.*Node's C headers not found/);
+    expect(existsSync(join(REPO, '.venv-absent'))).toBe(false);
+    const other = runCli(['backend', 'install', 'wasm']);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/key 'name'.*only the tensorflow backend needs installing/);
+  });
+
+  it("without tfjs-node, 'auto' falls back to wasm and 'tensorflow' says how to install it", () => {
+    // The backend code in a project whose node_modules lacks tfjs-node.
+    const tmp = tempDir();
+    try {
+      cpSync(join(REPO, 'src'), join(tmp.path, 'src'), { recursive: true });
+      const nm = join(tmp.path, 'node_modules');
+      mkdirSync(join(nm, '@tensorflow'), { recursive: true });
+      for (const e of readdirSync(join(REPO, 'node_modules'))) if (e !== '@tensorflow') symlinkSync(join(REPO, 'node_modules', e), join(nm, e));
+      for (const e of readdirSync(join(REPO, 'node_modules', '@tensorflow'))) {
+        if (!e.startsWith('tfjs-node')) symlinkSync(join(REPO, 'node_modules', '@tensorflow', e), join(nm, '@tensorflow', e));
+      }
+      writeFileSync(join(tmp.path, 'package.json'), '{"type": "module"}');
+      const r = runTs(join(tmp.path, 'absent.mts'), `
+        import { initBackend } from './src/models/backend/index.ts';
+        const auto = await initBackend('auto');
+        const err = await initBackend('tensorflow').then(() => 'no error', (e) => e.message);
+        console.log(JSON.stringify({ auto: auto.name, err }));
+        process.exit(0);`, tmp.path);
+      expect(r.status, r.stderr).toBe(0);
+      const out = lastJson(r.stdout);
+      expect(out.auto).toBe('wasm');
+      expect(out.err).toMatch(/neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed.*npm run setup:tensorflow/s);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it.skipIf(!built && !needed)('trains the same seed to the same losses as wasm (1e-5)', () => {
+    const tmp = tempDir();
+    try {
+      const r = runTs(join(tmp.path, 'parity.mts'), `
+        import { cpSync, mkdtempSync } from 'node:fs';
+        import { join } from 'node:path';
+        import { tmpdir } from 'node:os';
+        import { initBackend } from ${JSON.stringify(join(REPO, 'src/models/backend/index.ts'))};
+        import { Decoder, saveDecoder } from ${JSON.stringify(join(REPO, 'src/models/llm/index.ts'))};
+        import { qwen3TokenizerDir, tinyQwen3Config } from ${JSON.stringify(join(REPO, 'src/models/llm/builtin.ts'))};
+        import { loadExperiment } from ${JSON.stringify(join(REPO, 'src/config/experiment.ts'))};
+        import { buildSetup, disposeSetup } from ${JSON.stringify(join(REPO, 'src/train/setup.ts'))};
+        import { trainStep } from ${JSON.stringify(join(REPO, 'src/train/trainer.ts'))};
+        import { AdamW } from ${JSON.stringify(join(REPO, 'src/train/optimizer.ts'))};
+        const dir = mkdtempSync(join(tmpdir(), 'egmf-parity-'));
+        await initBackend('wasm');
+        const d = Decoder.random(tinyQwen3Config(), 7); saveDecoder(d, dir); d.dispose();
+        for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(qwen3TokenizerDir(), f), join(dir, f));
+        const out = {};
+        for (const backend of ['wasm', 'tensorflow']) {
+          const cfg = loadExperiment(${JSON.stringify(join(REPO, 'experiments/synthetic/meld.yaml'))}, ['backend=' + backend, 'llm.path=' + dir, 'seed=1111']);
+          const s = await buildSetup(cfg, { seed: 1111 });
+          const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
+          const plan = s.loaders.train.plan(0);
+          const losses = [];
+          for (let i = 0; i < 12; i++) losses.push(trainStep(s, opt, s.loaders.train.batch(plan[i]), cfg.train.lr, i, cfg.train.grad_clip).loss);
+          out[backend] = { backend: s.backend.name, losses };
+          opt.dispose(); disposeSetup(s);
+        }
+        console.log(JSON.stringify(out));
+        process.exit(0);`);
+      expect(r.status, r.stderr).toBe(0);
+      const out = lastJson(r.stdout) as Record<string, { backend: string; losses: number[] }>;
+      expect(out['tensorflow']!.backend).toBe('tensorflow');
+      expect(out['wasm']!.backend).toBe('wasm');
+      const diffs = out['wasm']!.losses.map((l, i) => Math.abs(l - out['tensorflow']!.losses[i]!));
+      expect(Math.max(...diffs), `wasm ${out['wasm']!.losses} vs tensorflow ${out['tensorflow']!.losses}`).toBeLessThanOrEqual(1e-5);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
