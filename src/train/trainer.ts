@@ -18,7 +18,7 @@ import type { Setup } from './setup.ts';
 import { shuffleInPlace } from '../data/loader.ts';
 import type { Batch } from '../data/loader.ts';
 import seedrandom from 'seedrandom';
-import { AdamW, clipByGlobalNorm } from './optimizer.ts';
+import { AdamW } from './optimizer.ts';
 import { warmupCosine } from './schedule.ts';
 import { EarlyStopping } from './early-stopping.ts';
 import { Progress } from './progress.ts';
@@ -220,12 +220,11 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   const named: Record<string, tf.Tensor> = {};
   // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
   for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;
-  const clipped = clipByGlobalNorm(named, clip);
-  opt.apply(clipped.grads, lr);
+  const gradNorm = opt.update(named, lr, clip);
   const loss = value.dataSync()[0]!;
-  tf.dispose([value, ...Object.values(clipped.grads)]);
+  tf.dispose([value, ...Object.values(grads)]);
   if (!Number.isFinite(loss)) throw new EgmfError(`training diverged: loss is ${loss} at step ${step}`, { key: 'train.lr' });
-  return { loss, gradNorm: clipped.norm };
+  return { loss, gradNorm };
 }
 
 type Loader = Setup['loaders']['train'] & object;

@@ -56,6 +56,43 @@ print(json.dumps({'w': p['w'].ravel().tolist(), 'b': p['b'].tolist()}))
     expect(() => opt3.load(s, 'ckpt.safetensors')).toThrow(/ckpt\.safetensors, key 'a': optimiser m shape \[3\] differs/);
   });
 
+  it('host and device modes give the same update, with clipping and a variable without a gradient', () => {
+    const run = (mode: 'host' | 'device') => {
+      const w = tf.variable(tf.tensor2d([[0.5, -1.0, 0.3], [2.0, 0.25, -0.7]]), true, `w-${mode}`);
+      const b = tf.variable(tf.tensor1d([0.1, -0.2]), true, `b-${mode}`);
+      const c = tf.variable(tf.tensor1d([1, 2, 3]), true, `c-${mode}`);
+      const opt = new AdamW(new Map<string, tf.Variable>([['w', w], ['b', b], ['c', c]]), { eps: 1e-4, weightDecay: 0.05, mode });
+      expect(opt.mode).toBe(mode);
+      const norms: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const grads: Record<string, tf.Tensor> = { w: tf.mul(tf.tensor2d([[0.3, -0.1, 2], [0.05, 0.7, -1]]), i + 1), b: tf.tensor1d([0.2 * i, -0.4]) };
+        if (i % 2 === 1) grads['c'] = tf.tensor1d([3, -4, 0]);
+        norms.push(opt.update(grads, 0.01 * (i + 1), 2.5));
+        tf.dispose(Object.values(grads));
+      }
+      const out = { w: Array.from(w.dataSync()), b: Array.from(b.dataSync()), c: Array.from(c.dataSync()), norms, state: opt.state() };
+      opt.dispose();
+      return out;
+    };
+    const host = run('host');
+    const device = run('device');
+    for (const k of ['w', 'b', 'c'] as const) host[k].forEach((x, i) => expect(device[k][i]).toBeCloseTo(x, 6));
+    host.norms.forEach((x, i) => expect(device.norms[i]).toBeCloseTo(x, 5));
+    // The norm is the one before clipping: step 2's gradients have norm √(0.6²+0.2²+4²+0.1²+1.4²+2²+0.2²+0.4²+3²+4²) > 2.5.
+    expect(host.norms[1]).toBeCloseTo(Math.sqrt(0.36 + 0.04 + 16 + 0.01 + 1.96 + 4 + 0.04 + 0.16 + 9 + 16), 5);
+    for (const which of ['m', 'v'] as const) {
+      for (const n of ['w', 'b', 'c']) host.state[which][n]!.data.forEach((x, i) => expect(device.state[which][n]!.data[i]).toBeCloseTo(x, 6));
+    }
+    // c had gradients at steps 2 and 4 only; its moments saw only those.
+    expect(host.state.m['c']!.data[0]).toBeCloseTo(0.9 * 0.1 * 3 * (2.5 / host.norms[1]!) + 0.1 * 3 * (2.5 / host.norms[3]!), 4);
+  });
+
+  it('refuses a gradient that does not fit its variable, naming it', () => {
+    const w = tf.variable(tf.zeros([2, 2]), true, 'w-bad');
+    const opt = new AdamW(new Map([['w', w]]));
+    expect(() => opt.update({ w: tf.zeros([3]) }, 0.1, 0)).toThrow(/key 'w': gradient of shape \[3\] does not fit the variable's \[2,2\]/);
+  });
+
   it('clips by global norm', () => {
     const { grads, norm } = clipByGlobalNorm({ x: tf.tensor1d([3, 0]), y: tf.tensor1d([0, 4]) }, 1);
     expect(norm).toBeCloseTo(5, 6);

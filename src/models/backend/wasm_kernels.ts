@@ -7,6 +7,10 @@
  *    values: those cases also go through the cpu kernel.
  *  - `OneHot` with a dtype other than int32 writes int32 bits under a float32 label
  *    (found here: a float32 one-hot of 2 reads as 2.8e-45): built as int32, then cast.
+ *  - `Identity`, and `Cast` to the same dtype, copy the data: the engine clones every
+ *    tensor it saves for the backward pass (1,630 clones in one tiny-EGMF training step),
+ *    so they share the buffer instead, as the cpu backend and wasm's own Reshape do.
+ *    Nothing writes into a tensor's buffer in place, so sharing is safe.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
@@ -15,6 +19,7 @@ import type { KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo 
 interface WasmBackendLike extends KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  incRef(dataId: tf.DataId): void;
 }
 
 /** Used through the cpu backend when wasm lacks them (a native one is kept). */
@@ -48,6 +53,21 @@ export function registerWasmKernelFixes(): void {
         const values = dtype === 'bool' ? Uint8Array.from(src) : Float32Array.from(src);
         wasm.disposeData(ints.dataId);
         return wasm.makeOutput(ints.shape, dtype, undefined, values);
+      },
+    });
+  }
+  for (const name of ['Identity', 'Cast']) {
+    const prev = tf.getKernel(name, 'wasm');
+    if (prev === undefined) continue;
+    replaceKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: (args) => {
+        const x = args.inputs['x'] as TensorInfo;
+        const dtype = name === 'Cast' ? (args.attrs as { dtype?: tf.DataType }).dtype : x.dtype;
+        if (x.dtype === 'string' || dtype !== x.dtype) return prev.kernelFunc(args);
+        (args.backend as WasmBackendLike).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
       },
     });
   }
