@@ -53,6 +53,33 @@ describe('wasm kernel fixes (checked against cpu)', () => {
     await expectWasmMatchesCpu(() => [rand([1, 5, 5, 2], 4), rand([3, 3, 2, 2], 5)], (x, f) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'));
   });
 
+  it('batched and transposed matMuls (one fast 2-D product per batch entry) and their gradients match cpu', async () => {
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[2, 3, 5, 4], [2, 3, 4, 6], false, false],
+      [[2, 3, 5, 4], [2, 3, 6, 4], false, true],
+      [[2, 3, 4, 5], [2, 3, 4, 6], true, false],
+      [[3, 4, 5], [3, 6, 4], true, true],
+      [[7, 4], [5, 4], false, true], // a plain 2-D product with a transpose
+      [[1, 5, 4], [3, 4, 6], false, false], // a broadcast over b's batch
+      [[2, 3, 5, 4], [4, 6], false, false], // a broadcast over a's batch
+      [[1, 5, 4], [3, 5, 6], true, false],
+    ];
+    let seed = 20;
+    for (const [sa, sb, ta, tb] of cases) {
+      // tfjs-core has no gradient for a broadcast batch: those compare values only.
+      const broadcast = sa.slice(0, -2).join() !== sb.slice(0, -2).join();
+      const [s1, s2] = [seed++, seed++];
+      await expectWasmMatchesCpu(() => [rand(sa, s1), rand(sb, s2)], (a, b) => tf.matMul(a!, b!, ta, tb), 1e-5, broadcast ? [] : undefined)
+        .catch((e: Error) => { throw new Error(`[${sa}]·[${sb}] transposes ${ta}/${tb}: ${e.message}`); });
+    }
+    // A tensor the product reads stays intact, and the heap stays consistent over many calls.
+    await tf.setBackend('wasm');
+    const a = rand([4, 8, 16], 40);
+    const before = a.dataSync().slice();
+    for (let i = 0; i < 50; i++) tf.dispose(tf.matMul(a, rand([4, 8, 16], 41 + i), false, true));
+    expect(Array.from(a.dataSync())).toEqual(Array.from(before));
+  });
+
   it('fused matMul with transposes and batches, maxPool gradient, float one-hot are right', async () => {
     await expectWasmMatchesCpu(() => [rand([2, 4, 3], 6), rand([2, 5, 4], 7), rand([5], 8)], (a, b, bias) =>
       tf.fused.matMul({ a: a as tf.Tensor3D, b: b as tf.Tensor3D, transposeA: true, transposeB: true, bias, activation: 'relu' }), 1e-4, []);
