@@ -1,59 +1,128 @@
 /**
  * Training throughput of the default tiny EGMF (experiments/synthetic/meld.yaml) on each
- * available backend, through the trainer's own step. The decoder has the built-in LLM's
- * shape with seeded random weights: pretrained weights would not change the speed, and
- * the bench should not wait for pretraining.
+ * available backend and thread count, through the trainer's own step, beside the same step
+ * in PyTorch (bench/torch_egmf.py: same shapes, initial weights exported from ours, same
+ * batch, AdamW and clipping) measured in the same run.
+ *
+ * Each (backend, threads) runs in a child process of its own, so its thread settings take
+ * effect (both wasm's and TensorFlow's are fixed when they first load) and its peak RSS is
+ * its own. The decoder has the built-in LLM's shape with seeded random weights: pretrained
+ * weights would not change the speed, and the bench should not wait for pretraining.
+ *
+ * `ratio_to_pytorch` is PyTorch's ms/step over ours at the same thread count: 1.0 means as
+ * fast as PyTorch, 0.5 half as fast.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
-import { initBackend } from '../models/backend/index.ts';
+import { initBackend, parseBackendName } from '../models/backend/index.ts';
 import { Decoder, saveDecoder } from '../models/llm/index.ts';
 import { qwen3TokenizerDir, tinyQwen3Config } from '../models/llm/builtin.ts';
+import { tfNodeDir } from '../models/backend/install.ts';
 import { buildSetup, disposeSetup } from '../train/setup.ts';
 import { trainStep } from '../train/trainer.ts';
 import { AdamW } from '../train/optimizer.ts';
+import { exportTorchReference, runTorchReference, torchPython, TORCH_INSTALL_HINT } from './torch-reference.ts';
 
 export interface TrainBenchBackend {
   samples_per_s: number;
+  /** Median over the timed steps. */
   ms_per_step: number;
   steps: number;
   batch_size: number;
   threads: number;
+  /** Kernels one training step launches (tfjs's profiler). */
+  kernels_per_step: number;
+  /** Peak resident memory of the process that ran it. */
+  peak_rss_mb: number;
+  /** Tensors alive before and after the timed steps (equal: nothing leaks). */
+  live_tensors: [number, number];
 }
 
-export type TrainBenchResult = Record<string, TrainBenchBackend | { error: string }>;
-
-const CONFIG = resolve(import.meta.dirname, '..', '..', 'experiments', 'synthetic', 'meld.yaml');
-
-/** Backends that can start here: wasm and cpu always; tensorflow when tfjs-node(-gpu) loads. */
-async function availableBackends(): Promise<string[]> {
-  const out = ['wasm', 'cpu'];
-  try {
-    await initBackend('tensorflow');
-    out.unshift('tensorflow');
-  } catch {
-    // not installed: skipped
-  }
-  return out;
+export interface TorchBenchEntry {
+  ms_per_step: number;
+  steps: number;
+  threads: number;
+  torch: string;
+  peak_rss_mb: number;
 }
 
-export async function runTrainBench(opts: { steps?: number; seed: number; backends?: string[] }): Promise<TrainBenchResult> {
+export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBenchEntry | Record<string, number> | { error: string }>;
+
+const REPO = resolve(import.meta.dirname, '..', '..');
+const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
+
+/** Result key of a backend at a thread count: `wasm` at 1 thread, `wasm_2threads` at 2. */
+export function benchKey(backend: string, threads: number): string {
+  return threads === 1 ? backend : `${backend}_${threads}threads`;
+}
+
+/** Backends that can start here: tensorflow once built (`egmf backend install tensorflow`), wasm, cpu. */
+function availableBackends(): string[] {
+  const tf = existsSync(join(tfNodeDir(REPO), 'lib', 'napi-v8', 'tfjs_binding.node')) || existsSync(join(tfNodeDir(REPO, true), 'lib', 'napi-v8', 'tfjs_binding.node'));
+  return [...(tf ? ['tensorflow'] : []), 'wasm', 'cpu'];
+}
+
+export interface TrainBenchOptions {
+  steps?: number;
+  seed: number;
+  backends?: string[];
+  /** Thread counts to measure (default [1]); the pure-JS cpu backend always runs 1. */
+  threads?: number[];
+  /** Also time PyTorch (default true; an error entry says why when it cannot run). */
+  pytorch?: boolean;
+}
+
+export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'egmf-bench-llm-'));
   const result: TrainBenchResult = {};
+  const threads = opts.threads ?? [1];
+  for (const t of threads) if (!Number.isInteger(t) || t < 1) throw new EgmfError(`thread counts must be positive integers, got ${t}`, { key: 'threads' });
   try {
-    await initBackend('wasm');
+    await initBackend('wasm', { threads: 1 });
     const decoder = Decoder.random(tinyQwen3Config(), opts.seed);
     saveDecoder(decoder, dir);
     decoder.dispose();
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(qwen3TokenizerDir(), f), join(dir, f));
-    for (const backend of opts.backends ?? (await availableBackends())) {
-      try {
-        result[backend] = await benchBackend(backend, dir, opts.steps ?? (backend === 'cpu' ? 3 : 10), opts.seed);
-      } catch (e) {
-        result[backend] = { error: (e as Error).message };
+    for (const backend of opts.backends ?? availableBackends()) {
+      parseBackendName(backend, { key: 'backends' });
+      for (const t of backend === 'cpu' ? [1] : threads) {
+        const steps = opts.steps ?? (backend === 'cpu' ? 3 : 20);
+        result[benchKey(backend, t)] = benchInChild(backend, t, dir, steps, opts.seed);
       }
+    }
+    if (opts.pytorch !== false) {
+      const python = torchPython();
+      const torchDir = join(dir, 'torch');
+      let exported = false;
+      for (const t of threads) {
+        const key = benchKey('pytorch', t);
+        if (python === null) {
+          result[key] = { error: TORCH_INSTALL_HINT };
+          continue;
+        }
+        try {
+          if (!exported) {
+            await exportTorchReference(torchDir, { seed: opts.seed });
+            exported = true;
+          }
+          const r = runTorchReference(torchDir, { python, mode: 'bench', steps: opts.steps ?? 20, threads: t });
+          result[key] = { ms_per_step: r.ms_per_step, steps: r.steps, threads: r.threads, torch: r.torch, peak_rss_mb: r.peak_rss_mb };
+        } catch (e) {
+          result[key] = { error: (e as Error).message };
+        }
+      }
+      const ratios: Record<string, number> = {};
+      for (const [key, entry] of Object.entries(result)) {
+        if (key.startsWith('pytorch') || !('ms_per_step' in entry)) continue;
+        const ref = result[benchKey('pytorch', (entry as TrainBenchBackend).threads)];
+        if (ref !== undefined && 'ms_per_step' in ref) ratios[key] = Math.round((Number(ref.ms_per_step) / Number(entry.ms_per_step)) * 1000) / 1000;
+      }
+      result['ratio_to_pytorch'] = ratios;
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -61,8 +130,24 @@ export async function runTrainBench(opts: { steps?: number; seed: number; backen
   return result;
 }
 
-async function benchBackend(backend: string, llmDir: string, steps: number, seed: number): Promise<TrainBenchBackend> {
-  const cfg = loadExperiment(CONFIG, [`backend=${backend}`, `llm.path=${llmDir}`, `seed=${seed}`]);
+function benchInChild(backend: string, threads: number, llmDir: string, steps: number, seed: number): TrainBenchBackend | { error: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'bench', '--target', 'train', '--json', '--one', `${backend}:${threads}`, '--llm-dir', llmDir, '--samples', String(steps), '--seed', String(seed)], {
+    encoding: 'utf8', timeout: 900_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+  });
+  if (r.error) return { error: r.error.message };
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) {
+    return { error: (r.stderr.trim().split('\n').filter((l) => l.startsWith('error:')).pop() ?? `exit ${r.status}`).replace(/^error: /, '') };
+  }
+  return (JSON.parse(line) as { train: TrainBenchBackend }).train;
+}
+
+/** One backend at one thread count, in this process (the child side of `runTrainBench`). */
+export async function benchOne(backend: string, threads: number, llmDir: string, steps: number, seed: number): Promise<TrainBenchBackend> {
+  const name = parseBackendName(backend, { key: 'one' });
+  if (name === 'auto') throw new EgmfError('name a backend, not auto', { key: 'one' });
+  await initBackend(name, { threads });
+  const cfg = loadExperiment(CONFIG, [`backend=${backend}`, `llm.path=${llmDir}`, `seed=${seed}`, `threads=${threads}`]);
   const setup = await buildSetup(cfg, { seed });
   try {
     const loader = setup.loaders.train!;
@@ -74,17 +159,31 @@ async function benchBackend(backend: string, llmDir: string, steps: number, seed
       return batch.size;
     };
     run(0); // warm-up: kernels compiled, caches filled
+    const profile = await tf.profile(() => {
+      run(1);
+    });
+    const before = tf.memory().numTensors;
     let samples = 0;
-    const t0 = performance.now();
-    for (let i = 1; i <= steps; i++) samples += run(i);
-    const seconds = (performance.now() - t0) / 1000;
+    const times: number[] = [];
+    for (let i = 2; i < steps + 2; i++) {
+      const t0 = performance.now();
+      samples += run(i);
+      times.push(performance.now() - t0);
+    }
+    const after = tf.memory().numTensors;
     opt.dispose();
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)]!;
+    const total = times.reduce((a, b) => a + b, 0) / 1000;
     return {
-      samples_per_s: Math.round((samples / seconds) * 10) / 10,
-      ms_per_step: Math.round((seconds * 1000) / steps),
+      samples_per_s: Math.round((samples / total) * 10) / 10,
+      ms_per_step: Math.round(median),
       steps,
       batch_size: cfg.train.batch_size,
       threads: setup.backend.threads,
+      kernels_per_step: profile.kernels.length,
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      live_tensors: [before, after],
     };
   } finally {
     disposeSetup(setup);

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { runDataBench } from '../bench/data.ts';
 import type { DataBenchResult } from '../bench/data.ts';
-import { runTrainBench } from '../bench/train.ts';
+import { benchOne, runTrainBench } from '../bench/train.ts';
 import type { TrainBenchResult } from '../bench/train.ts';
 import { formatLearning, LEARNING_SEEDS, parseVariants, runLearningBench } from '../bench/learning.ts';
 import type { LearningResult } from '../bench/learning.ts';
@@ -17,6 +17,10 @@ export interface BenchRunOptions {
   seeds?: number[];
   /** Variants of the learning target (names, or `all`); default full and linear. */
   variants?: string;
+  /** train: backends and thread counts to measure, and whether to time PyTorch beside them. */
+  backends?: string[];
+  threads?: number[];
+  pytorch?: boolean;
 }
 
 /** One benchmark: `run` returns flat, JSON-ready numbers; `format` renders them for people. */
@@ -54,14 +58,19 @@ const dataTarget: BenchTarget = {
 
 const trainTarget: BenchTarget = {
   name: 'train',
-  describe: 'Training samples/s of the default tiny EGMF (experiments/synthetic/meld.yaml) on each available backend',
-  run: (opts) => runTrainBench({ steps: opts.samples, seed: opts.seed }),
+  describe: 'Training step of the default tiny EGMF (experiments/synthetic/meld.yaml) on each available backend, beside the same step in PyTorch',
+  run: (opts) => runTrainBench({ steps: opts.samples, seed: opts.seed, backends: opts.backends, threads: opts.threads, pytorch: opts.pytorch }),
   format: (raw) => {
     const r = raw as TrainBenchResult;
-    const lines = Object.entries(r).map(([b, x]) => ('error' in x
-      ? `${b.padEnd(11)} unavailable: ${x.error}`
-      : `${b.padEnd(11)} ${String(x.samples_per_s).padStart(8)} samples/s  ${String(x.ms_per_step).padStart(6)} ms/step  (batch ${x.batch_size}, ${x.steps} steps, ${x.threads} thread(s))`));
-    return ['default tiny EGMF training step (synthetic MELD, built-in LLM shape):', ...lines].join('\n');
+    const ratios = (r['ratio_to_pytorch'] ?? {}) as Record<string, number>;
+    const lines = Object.entries(r).filter(([b]) => b !== 'ratio_to_pytorch').map(([b, x]) => {
+      if ('error' in x) return `${b.padEnd(22)} unavailable: ${String(x.error)}`;
+      const e = x as Record<string, unknown>;
+      const ours = 'kernels_per_step' in e;
+      return `${b.padEnd(22)} ${String(e['ms_per_step']).padStart(6)} ms/step  ${ours ? `${String(e['samples_per_s']).padStart(7)} samples/s  ${String(e['kernels_per_step']).padStart(5)} kernels/step` : `torch ${String(e['torch'])}`.padEnd(39)}  ` +
+        `peak RSS ${String(e['peak_rss_mb'])} MB  ${e['threads']} thread(s)${ratios[b] !== undefined ? `  ${ratios[b]}× PyTorch's speed` : ''}`;
+    });
+    return ['default tiny EGMF training step (synthetic MELD, built-in LLM shape, batch 16); ×PyTorch = PyTorch ms/step ÷ ours at the same threads:', ...lines].join('\n');
   },
 };
 
@@ -104,14 +113,35 @@ export const benchCommand: CommandModule = {
       .option('seed', { type: 'number', default: 0, describe: 'Seed of generated data and shuffles' })
       .option('seeds', { type: 'string', describe: `Comma-separated seeds of the learning target (default ${LEARNING_SEEDS.join(',')})` })
       .option('variants', { type: 'string', describe: 'Variants of the learning target: comma-separated names, or all (default full,linear)' })
+      .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
+      .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
+      .option('pytorch', { type: 'boolean', default: true, describe: 'train: time the same step in PyTorch (--no-pytorch to skip)' })
+      .option('one', { type: 'string', hidden: true, describe: 'train: measure BACKEND:THREADS in this process (what the bench runs per child)' })
+      .option('llm-dir', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object keyed by target' }),
   handler: async (argv) => {
+    if (argv.one !== undefined) {
+      const [backend, t] = String(argv.one).split(':');
+      if (argv['llm-dir'] === undefined) throw new EgmfError('--one needs --llm-dir', { key: 'llm-dir' });
+      const r = await benchOne(backend!, Number(t ?? 1), String(argv['llm-dir']), Number(argv.samples ?? 20), Number(argv.seed));
+      process.stdout.write(`${JSON.stringify({ train: r })}\n`);
+      process.exit(0);
+    }
     const samples = argv.samples as number | undefined;
     if (samples !== undefined && !(Number.isInteger(samples) && samples > 0)) {
       throw new EgmfError(`must be a positive integer, got ${String(samples)}`, { key: 'samples' });
     }
     const seeds = argv.seeds === undefined ? undefined : parseSeedList(String(argv.seeds));
-    const results = await runBench(argv.target as string[], { samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined });
+    const list = (v: unknown) => (v === undefined ? undefined : String(v).split(',').map((x) => x.trim()).filter((x) => x !== ''));
+    const threads = list(argv.threads)?.map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 1) throw new EgmfError(`thread counts must be positive integers, got '${x}'`, { key: 'threads' });
+      return n;
+    });
+    const results = await runBench(argv.target as string[], {
+      samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined,
+      backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean,
+    });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(results)}\n`);
       return;

@@ -1,0 +1,38 @@
+/**
+ * `egmf bench --target train`: each backend in a child process of its own, beside the same
+ * step in PyTorch, with kernels per step, peak RSS and live tensors, in the JSON shape the
+ * README documents. Timings are printed, never asserted.
+ */
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers.ts';
+import { torchPython } from '../../src/bench/torch-reference.ts';
+
+describe('egmf bench --target train', () => {
+  it('reports ms/step, kernels/step, peak RSS and flat live tensors per backend, and the ratio to PyTorch', () => {
+    const r = runCli(['bench', '--target', 'train', '--backends', 'wasm', '--samples', '2', '--json'], { timeoutMs: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { train: Record<string, Record<string, any>> };
+    const wasm = out.train['wasm']!;
+    expect(wasm).toMatchObject({ steps: 2, batch_size: 16, threads: 1 });
+    for (const k of ['samples_per_s', 'ms_per_step', 'kernels_per_step', 'peak_rss_mb']) expect(wasm[k], k).toBeGreaterThan(0);
+    // One step launches thousands of kernels; nothing leaks across steps.
+    expect(wasm['kernels_per_step']).toBeGreaterThan(1000);
+    expect(wasm['live_tensors'][1]).toBe(wasm['live_tensors'][0]);
+    if (torchPython() !== null || process.env['CI']) {
+      const torch = out.train['pytorch']!;
+      expect(torch['error'], 'PyTorch reference').toBeUndefined();
+      expect(torch['threads']).toBe(1);
+      expect(out.train['ratio_to_pytorch']!['wasm']).toBeCloseTo(torch['ms_per_step'] / wasm['ms_per_step'], 2);
+    }
+    process.stdout.write(`bench train (2 steps): ${JSON.stringify(out.train)}\n`);
+  });
+
+  it('names a bad thread count or backend', () => {
+    const threads = runCli(['bench', '--target', 'train', '--threads', '0']);
+    expect(threads.status).toBe(1);
+    expect(threads.stderr).toMatch(/key 'threads': thread counts must be positive integers, got '0'/);
+    const backend = runCli(['bench', '--target', 'train', '--backends', 'gpu', '--no-pytorch']);
+    expect(backend.status).toBe(1);
+    expect(backend.stderr).toMatch(/key 'backends': unknown backend 'gpu'/);
+  });
+});
