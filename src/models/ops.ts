@@ -74,27 +74,97 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   return tf.reshape(tf.gather(table, flat), [...ids.shape, table.shape[1]]);
 }
 
-/** GELU, tanh approximation written with a sigmoid: 0.5(1+tanh(z)) = σ(2z). */
+/**
+ * GELU, tanh approximation written with a sigmoid: 0.5(1+tanh(z)) = σ(2z). One custom op:
+ * with s = σ(c·(x + a·x³)), d/dx = s + x·s·(1 − s)·c·(1 + 3a·x²).
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.add(x, tf.mul(0.044715, tf.mul(x, tf.square(x))));
-  return tf.mul(x, tf.sigmoid(tf.mul(1.5957691216057308, inner)));
+  const a = 0.044715;
+  const c = 1.5957691216057308;
+  return tf.customGrad((xi, save) => {
+    const x0 = xi as tf.Tensor;
+    const x2 = tf.square(x0);
+    const s = tf.sigmoid(tf.mul(tf.mul(x0, tf.add(tf.mul(x2, a), 1)), c));
+    (save as tf.GradSaveFunc)([x0, x2, s]);
+    return {
+      value: tf.mul(x0, s),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sx2, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        // s + x·s·(1 − s)·c·(1 + 3a·x²) = s·(1 + (1 − s)·x·c·(1 + 3a·x²))
+        const slope = tf.mul(tf.mul(sx, tf.add(tf.mul(sx2, 3 * a * c), c)), tf.sub(1, ss));
+        return tf.mul(dy, tf.mul(ss, tf.add(slope, 1)));
+      },
+    };
+  })(x);
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
-/** RMSNorm over the last axis (LLaMA/Qwen): x / sqrt(mean(x²) + eps) · w (no w: unit RMS). */
+/**
+ * RMSNorm over the last axis (LLaMA/Qwen): x / sqrt(mean(x²) + eps) · w (no w: unit RMS).
+ * One custom op with its gradient written out, dx = r·(g − u·mean(g·u)) with u = x·r and
+ * g = dy·w, and dw = Σ dy·u: 15 kernels forward and backward where autograd launched ~38
+ * (its per-op gradients, reshapes, casts and the clones of every saved tensor); the decoder
+ * alone has 5 norms a layer. A frozen w takes no gradient.
+ */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tensor {
-  const ms = tf.mean(tf.square(x), -1, true);
-  const unit = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
-  return w === null ? unit : tf.mul(unit, w);
+  const d = x.shape[x.rank - 1]!;
+  const forward = (xi: tf.Tensor, wi: tf.Tensor | null) => {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
+    const u = tf.mul(xi, r);
+    return { r, u, y: wi === null ? u : tf.mul(u, wi) };
+  };
+  const dxOf = (dy: tf.Tensor, r: tf.Tensor, u: tf.Tensor, wi: tf.Tensor | null) => {
+    const g = wi === null ? dy : tf.mul(dy, wi);
+    return tf.mul(r, tf.sub(g, tf.mul(u, tf.mean(tf.mul(g, u), -1, true))));
+  };
+  const dwOf = (dy: tf.Tensor, u: tf.Tensor) => tf.sum(tf.reshape(tf.mul(dy, u), [-1, d]), 0);
+  // A weight that is not one value per feature: autograd of the same formula.
+  if (w !== null && w.size !== d) return forward(x, w).y;
+  if (w === null || isFrozen(w)) {
+    return tf.customGrad((xi, save) => {
+      const { r, u, y } = forward(xi as tf.Tensor, w);
+      (save as tf.GradSaveFunc)(w === null ? [r, u] : [r, u, w]);
+      return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => dxOf(dy, saved[0]!, saved[1]!, w === null ? null : saved[2]!) };
+    })(x);
+  }
+  return tf.customGrad((xi, wi, save) => {
+    const { r, u, y } = forward(xi as tf.Tensor, wi as tf.Tensor);
+    (save as tf.GradSaveFunc)([r, u, wi as tf.Tensor]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const dw = dwOf(dy, saved[1]!);
+        return [dxOf(dy, saved[0]!, saved[1]!, saved[2]!), tf.reshape(dw, w.shape)];
+      },
+    };
+  })(x, w);
 }
 
-/** LayerNorm over the last axis. */
+/**
+ * LayerNorm over the last axis, as one custom op: with x̂ = (x − μ)·r and g = dy·γ,
+ * dx = r·(g − mean(g) − x̂·mean(g·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+ */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+  const d = x.shape[x.rank - 1]!;
+  return tf.customGrad((xi, gi, bi, save) => {
+    const { mean, variance } = tf.moments(xi as tf.Tensor, -1, true);
+    const r = tf.rsqrt(tf.add(variance, eps));
+    const xh = tf.mul(tf.sub(xi as tf.Tensor, mean), r);
+    (save as tf.GradSaveFunc)([r, xh, gi as tf.Tensor]);
+    return {
+      value: tf.add(tf.mul(xh, gi as tf.Tensor), bi as tf.Tensor),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sr, sxh, sg] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const g = tf.mul(dy, sg);
+        const dx = tf.mul(sr, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sxh, tf.mean(tf.mul(g, sxh), -1, true))));
+        const rows = (t: tf.Tensor) => tf.sum(tf.reshape(t, [-1, d]), 0);
+        return [dx, rows(tf.mul(dy, sxh)), rows(dy)];
+      },
+    };
+  })(x, gamma, beta);
 }
 
 /**

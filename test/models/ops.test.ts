@@ -57,6 +57,36 @@ describe('ops: forward and backward on wasm match cpu', () => {
     tf.dispose([x, tanhForm]);
   });
 
+  it('rmsNorm, layerNorm and gelu: their written-out gradients equal autograd of the formulas', async () => {
+    await tf.setBackend('cpu');
+    const refRms = (x: tf.Tensor, w: tf.Tensor | null, eps: number) => {
+      const u = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+      return w === null ? u : tf.mul(u, w);
+    };
+    const refLn = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
+    };
+    const x = rand([2, 3, 8], 30, 2);
+    const w = rand([8], 31);
+    const frozen = tf.variable(rand([8], 32), false);
+    const weights = tf.sin(tf.range(0, 48));
+    const loss = (f: (...xs: tf.Tensor[]) => tf.Tensor) => (...xs: tf.Tensor[]) => tf.sum(tf.mul(tf.reshape(f(...xs), [-1]), weights));
+    const cases: [string, (...xs: tf.Tensor[]) => tf.Tensor, (...xs: tf.Tensor[]) => tf.Tensor, tf.Tensor[]][] = [
+      ['rms, trainable w', (a, b) => ops.rmsNorm(a!, b!, 1e-6), (a, b) => refRms(a!, b!, 1e-6), [x, w]],
+      ['rms, no w', (a) => ops.rmsNorm(a!, null, 1e-10), (a) => refRms(a!, null, 1e-10), [x]],
+      ['rms, frozen w', (a) => ops.rmsNorm(a!, frozen, 1e-6), (a) => refRms(a!, frozen, 1e-6), [x]],
+      ['gelu', (a) => ops.gelu(a!), (a) => tf.mul(a!, tf.sigmoid(tf.mul(1.5957691216057308, tf.add(a!, tf.mul(0.044715, tf.mul(a!, tf.square(a!))))))), [x]],
+      ['layer norm', (a, g, b) => ops.layerNorm(a!, g as tf.Tensor1D, b as tf.Tensor1D), (a, g, b) => refLn(a!, g!, b!), [x, w, rand([8], 33)]],
+    ];
+    for (const [what, f, ref, inputs] of cases) {
+      expectClose(f(...inputs).dataSync(), ref(...inputs).dataSync(), 1e-5, `${what} value`);
+      const got = tf.grads(loss(f))(inputs);
+      const want = tf.grads(loss(ref))(inputs);
+      got.forEach((g, i) => expectClose(g.dataSync(), want[i]!.dataSync(), 1e-5, `${what} gradient ${i}`));
+    }
+  });
+
   it('rmsNorm and layerNorm', async () => {
     await expectWasmMatchesCpu(() => [rand([2, 3, 8], 12, 2), rand([8], 13)], (x, w) => ops.rmsNorm(x!, w as tf.Tensor1D, 1e-6));
     await expectWasmMatchesCpu(() => [rand([2, 3, 8], 14, 2), rand([8], 15), rand([8], 16)], (x, g, b) => ops.layerNorm(x!, g as tf.Tensor1D, b as tf.Tensor1D));

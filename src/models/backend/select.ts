@@ -8,6 +8,7 @@ import { ensureGradients } from './gradients.ts';
 import { registerWasmKernelFixes } from './wasm_kernels.ts';
 import { registerCpuKernelFixes } from './cpu_kernels.ts';
 import { initThreadedWasm } from './wasm_threads.ts';
+import { installSavedTensorSharing } from './saved_tensors.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
@@ -70,6 +71,7 @@ export function parseBackendName(value: string, ctx: { file?: string; key?: stri
  */
 export async function initBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   await ensureGradients();
+  installSavedTensorSharing();
   // The cpu backend also serves as the fallback for wasm's missing kernels.
   registerCpuKernelFixes();
   switch (name) {
