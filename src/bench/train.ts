@@ -41,6 +41,10 @@ export interface TrainBenchBackend {
   peak_rss_mb: number;
   /** Tensors alive before and after the timed steps (equal: nothing leaks). */
   live_tensors: [number, number];
+  /** Resident memory before and after the timed steps. */
+  rss_mb: [number, number];
+  /** Trainable parameters. */
+  parameters: number;
 }
 
 export interface TorchBenchEntry {
@@ -75,6 +79,8 @@ export interface TrainBenchOptions {
   threads?: number[];
   /** Also time PyTorch (default true; an error entry says why when it cannot run). */
   pytorch?: boolean;
+  /** `--set`-style overrides of the experiment (e.g. wider experts), for ours and PyTorch alike. */
+  overrides?: string[];
 }
 
 export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
@@ -92,7 +98,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
       parseBackendName(backend, { key: 'backends' });
       for (const t of backend === 'cpu' ? [1] : threads) {
         const steps = opts.steps ?? (backend === 'cpu' ? 3 : 20);
-        result[benchKey(backend, t)] = benchInChild(backend, t, dir, steps, opts.seed);
+        result[benchKey(backend, t)] = benchInChild(backend, t, dir, steps, opts.seed, opts.overrides ?? []);
       }
     }
     if (opts.pytorch !== false) {
@@ -107,7 +113,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
         }
         try {
           if (!exported) {
-            await exportTorchReference(torchDir, { seed: opts.seed });
+            await exportTorchReference(torchDir, { seed: opts.seed, overrides: opts.overrides ?? [] });
             exported = true;
           }
           const r = runTorchReference(torchDir, { python, mode: 'bench', steps: opts.steps ?? 20, threads: t });
@@ -130,8 +136,8 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
   return result;
 }
 
-function benchInChild(backend: string, threads: number, llmDir: string, steps: number, seed: number): TrainBenchBackend | { error: string } {
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'bench', '--target', 'train', '--json', '--one', `${backend}:${threads}`, '--llm-dir', llmDir, '--samples', String(steps), '--seed', String(seed)], {
+function benchInChild(backend: string, threads: number, llmDir: string, steps: number, seed: number, overrides: string[]): TrainBenchBackend | { error: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'bench', '--target', 'train', '--json', '--one', `${backend}:${threads}`, '--llm-dir', llmDir, '--samples', String(steps), '--seed', String(seed), ...overrides.flatMap((o) => ['--set', o])], {
     encoding: 'utf8', timeout: 900_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
   });
   if (r.error) return { error: r.error.message };
@@ -143,11 +149,11 @@ function benchInChild(backend: string, threads: number, llmDir: string, steps: n
 }
 
 /** One backend at one thread count, in this process (the child side of `runTrainBench`). */
-export async function benchOne(backend: string, threads: number, llmDir: string, steps: number, seed: number): Promise<TrainBenchBackend> {
+export async function benchOne(backend: string, threads: number, llmDir: string, steps: number, seed: number, overrides: string[] = []): Promise<TrainBenchBackend> {
   const name = parseBackendName(backend, { key: 'one' });
   if (name === 'auto') throw new EgmfError('name a backend, not auto', { key: 'one' });
   await initBackend(name, { threads });
-  const cfg = loadExperiment(CONFIG, [`backend=${backend}`, `llm.path=${llmDir}`, `seed=${seed}`, `threads=${threads}`]);
+  const cfg = loadExperiment(CONFIG, [`backend=${backend}`, `llm.path=${llmDir}`, `seed=${seed}`, `threads=${threads}`, ...overrides]);
   const setup = await buildSetup(cfg, { seed });
   try {
     const loader = setup.loaders.train!;
@@ -163,6 +169,7 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       run(1);
     });
     const before = tf.memory().numTensors;
+    const rss0 = process.memoryUsage().rss;
     let samples = 0;
     const times: number[] = [];
     for (let i = 2; i < steps + 2; i++) {
@@ -171,6 +178,7 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       times.push(performance.now() - t0);
     }
     const after = tf.memory().numTensors;
+    const rss1 = process.memoryUsage().rss;
     opt.dispose();
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
@@ -184,6 +192,8 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       kernels_per_step: profile.kernels.length,
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
       live_tensors: [before, after],
+      rss_mb: [Math.round(rss0 / 2 ** 20), Math.round(rss1 / 2 ** 20)],
+      parameters: [...setup.variables.values()].filter((v) => v.trainable).reduce((a, v) => a + v.size, 0),
     };
   } finally {
     disposeSetup(setup);

@@ -21,6 +21,8 @@ export interface BenchRunOptions {
   backends?: string[];
   threads?: number[];
   pytorch?: boolean;
+  /** train: experiment overrides (KEY=VALUE). */
+  overrides?: string[];
 }
 
 /** One benchmark: `run` returns flat, JSON-ready numbers; `format` renders them for people. */
@@ -59,7 +61,7 @@ const dataTarget: BenchTarget = {
 const trainTarget: BenchTarget = {
   name: 'train',
   describe: 'Training step of the default tiny EGMF (experiments/synthetic/meld.yaml) on each available backend, beside the same step in PyTorch',
-  run: (opts) => runTrainBench({ steps: opts.samples, seed: opts.seed, backends: opts.backends, threads: opts.threads, pytorch: opts.pytorch }),
+  run: (opts) => runTrainBench({ steps: opts.samples, seed: opts.seed, backends: opts.backends, threads: opts.threads, pytorch: opts.pytorch, overrides: opts.overrides }),
   format: (raw) => {
     const r = raw as TrainBenchResult;
     const ratios = (r['ratio_to_pytorch'] ?? {}) as Record<string, number>;
@@ -116,6 +118,7 @@ export const benchCommand: CommandModule = {
       .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
       .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
       .option('pytorch', { type: 'boolean', default: true, describe: 'train: time the same step in PyTorch (--no-pytorch to skip)' })
+      .option('set', { type: 'string', array: true, default: [] as string[], describe: 'train: override a key of the benchmarked experiment, for ours and PyTorch alike (repeatable), e.g. model.width=256' })
       .option('one', { type: 'string', hidden: true, describe: 'train: measure BACKEND:THREADS in this process (what the bench runs per child)' })
       .option('llm-dir', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object keyed by target' }),
@@ -123,7 +126,7 @@ export const benchCommand: CommandModule = {
     if (argv.one !== undefined) {
       const [backend, t] = String(argv.one).split(':');
       if (argv['llm-dir'] === undefined) throw new EgmfError('--one needs --llm-dir', { key: 'llm-dir' });
-      const r = await benchOne(backend!, Number(t ?? 1), String(argv['llm-dir']), Number(argv.samples ?? 20), Number(argv.seed));
+      const r = await benchOne(backend!, Number(t ?? 1), String(argv['llm-dir']), Number(argv.samples ?? 20), Number(argv.seed), argv.set as string[]);
       process.stdout.write(`${JSON.stringify({ train: r })}\n`);
       process.exit(0);
     }
@@ -140,7 +143,7 @@ export const benchCommand: CommandModule = {
     });
     const results = await runBench(argv.target as string[], {
       samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined,
-      backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean,
+      backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean, overrides: argv.set as string[],
     });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -14,7 +14,8 @@ describe('egmf bench --target train', () => {
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { train: Record<string, Record<string, any>> };
     const wasm = out.train['wasm']!;
     expect(wasm).toMatchObject({ steps: 2, batch_size: 16, threads: 1 });
-    for (const k of ['samples_per_s', 'ms_per_step', 'kernels_per_step', 'peak_rss_mb']) expect(wasm[k], k).toBeGreaterThan(0);
+    for (const k of ['samples_per_s', 'ms_per_step', 'kernels_per_step', 'peak_rss_mb', 'parameters']) expect(wasm[k], k).toBeGreaterThan(0);
+    expect(wasm['rss_mb']).toHaveLength(2);
     // One step launches thousands of kernels; nothing leaks across steps.
     expect(wasm['kernels_per_step']).toBeGreaterThan(1000);
     expect(wasm['live_tensors'][1]).toBe(wasm['live_tensors'][0]);
@@ -34,5 +35,8 @@ describe('egmf bench --target train', () => {
     const backend = runCli(['bench', '--target', 'train', '--backends', 'gpu', '--no-pytorch']);
     expect(backend.status).toBe(1);
     expect(backend.stderr).toMatch(/key 'backends': unknown backend 'gpu'/);
+    const set = runCli(['bench', '--target', 'train', '--backends', 'wasm', '--no-pytorch', '--set', 'model.widht=64', '--json']);
+    const out = JSON.parse(set.stdout.trim().split('\n').pop()!) as { train: Record<string, { error?: string }> };
+    expect(out.train['wasm']!.error).toMatch(/model\.widht/);
   });
 });
