@@ -67,6 +67,8 @@ export class LoraModel {
   private merged: string | null = null;
   private dropoutCalls = 0;
   private dropoutStep = 0;
+  /** The run's seed (the adapter's), so runs with different seeds draw different masks. */
+  private dropoutSeed = 0;
 
   /** Freezes `base` and installs the adapter hook on its projections. */
   constructor(readonly base: Decoder) {
@@ -94,6 +96,7 @@ export class LoraModel {
     const lacking = opts.weights === undefined ? undefined : targets.find((m) => !opts.weights!.has(m));
     if (lacking !== undefined) throw new EgmfError(`no LoRA weights for targeted module '${lacking}'`, { file: opts.file, key: lacking });
     const rng = seedrandom(String(opts.seed ?? 0));
+    this.dropoutSeed = opts.seed ?? 0;
     const modules = new Map<string, LoraWeights>();
     for (const m of targets) {
       const w = this.base.param(`${m}.weight`);
@@ -149,7 +152,7 @@ export class LoraModel {
   }
 
   /**
-   * Makes dropout masks a function of (step, call order): a resumed run draws the same
+   * Makes dropout masks a function of (run seed, step, call order): a resumed run draws the same
    * masks as an uninterrupted one. Call before each training step's forward pass.
    */
   setStep(step: number): void {
@@ -196,7 +199,7 @@ export class LoraModel {
     const w = a.modules.get(module);
     if (w === undefined) return y;
     const p = a.config.dropout;
-    const seed = (this.dropoutStep * 1_000_003 + ++this.dropoutCalls * 7919) % 2_147_483_647;
+    const seed = (this.dropoutSeed * 104_729 + this.dropoutStep * 1_000_003 + ++this.dropoutCalls * 7919) % 2_147_483_647;
     const xi = training && p > 0 ? tf.dropout(x, p, undefined, seed) : x;
     const delta = linear(linear(xi, w.A as tf.Tensor2D), w.B as tf.Tensor2D); // [..., out]
     return tf.add(y, tf.mul(delta, a.scaling));

@@ -166,7 +166,7 @@ describe('LoRA', () => {
     model.dispose();
   });
 
-  it('dropout masks depend only on the step (setStep), so resumed runs repeat them', async () => {
+  it('dropout masks depend only on the run seed and the step (setStep), so resumed runs repeat them', async () => {
     await tf.setBackend('wasm');
     const model = loadDecoder(BASE);
     const lora = new LoraModel(model);
@@ -181,7 +181,18 @@ describe('LoRA', () => {
     const c = fwd();
     expect(Array.from(c)).toEqual(Array.from(a));
     expect(Array.from(b)).not.toEqual(Array.from(a));
+    const firstA = new Map([...lora.adapter('default').modules].map(([m, w]) => [m, w.A.clone()]));
     lora.dispose();
+    // Another run seed, the same A and B: other masks at the same step.
+    const other = new LoraModel(model);
+    other.addAdapter('default', { ...ALL, dropout: 0.5 }, { seed: 5 });
+    for (const [m, w] of other.adapter('default').modules) {
+      w.A.assign(firstA.get(m)!);
+      w.B.assign(tf.fill(w.B.shape, 0.1));
+    }
+    other.setStep(7);
+    expect(Array.from(fwd())).not.toEqual(Array.from(a));
+    other.dispose();
     model.dispose();
   });
 
