@@ -53,8 +53,8 @@ export interface ExportOptions {
   lr?: number;
 }
 
-/** Our own numbers for the exported batch, computed by `trainStep`. */
-export interface OurStep {
+/** The numbers of one step on the exported batch, as both sides compute them. */
+export interface StepNumbers {
   /** Total loss of the step (answer CE + weighted balance + weighted probe). */
   loss: number;
   ce: number;
@@ -64,6 +64,10 @@ export interface OurStep {
   grad_norm: number;
   /** Loss on the same batch after the AdamW update. */
   loss_after: number;
+}
+
+/** Our own numbers for the exported batch, computed by `trainStep`. */
+export interface OurStep extends StepNumbers {
   lr: number;
   batch_size: number;
   /** Whether dropout was off, i.e. the numbers are deterministic and comparable. */
@@ -221,13 +225,7 @@ export interface RunOptions {
 }
 
 /** PyTorch's numbers for an exported step (`check`) or its timing (`bench`). */
-export interface TorchCheck {
-  loss: number;
-  ce: number;
-  balance: number;
-  probe: number | null;
-  grad_norm: number;
-  loss_after: number;
+export interface TorchCheck extends StepNumbers {
   /** Largest absolute difference between PyTorch's and our variables after the step. */
   max_param_diff: number;
   max_param_diff_name: string;

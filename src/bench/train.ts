@@ -22,11 +22,12 @@ import { loadExperiment } from '../config/experiment.ts';
 import { initBackend, parseBackendName } from '../models/backend/index.ts';
 import { Decoder, saveDecoder } from '../models/llm/index.ts';
 import { qwen3TokenizerDir, tinyQwen3Config } from '../models/llm/builtin.ts';
-import { tfNodeDir } from '../models/backend/install.ts';
+import { tfNodeAddon } from '../models/backend/install.ts';
 import { buildSetup, disposeSetup } from '../train/setup.ts';
 import { trainStep } from '../train/trainer.ts';
 import { AdamW } from '../train/optimizer.ts';
 import { exportTorchReference, runTorchReference, torchPython, TORCH_INSTALL_HINT } from './torch-reference.ts';
+import type { TorchBench } from './torch-reference.ts';
 
 export interface TrainBenchBackend {
   samples_per_s: number;
@@ -47,15 +48,7 @@ export interface TrainBenchBackend {
   parameters: number;
 }
 
-export interface TorchBenchEntry {
-  ms_per_step: number;
-  steps: number;
-  threads: number;
-  torch: string;
-  peak_rss_mb: number;
-}
-
-export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBenchEntry | Record<string, number> | { error: string }>;
+export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBench | Record<string, number> | { error: string }>;
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
@@ -67,7 +60,7 @@ export function benchKey(backend: string, threads: number): string {
 
 /** Backends that can start here: tensorflow once built (`egmf backend install tensorflow`), wasm, cpu. */
 function availableBackends(): string[] {
-  const tf = existsSync(join(tfNodeDir(REPO), 'lib', 'napi-v8', 'tfjs_binding.node')) || existsSync(join(tfNodeDir(REPO, true), 'lib', 'napi-v8', 'tfjs_binding.node'));
+  const tf = existsSync(tfNodeAddon(REPO)) || existsSync(tfNodeAddon(REPO, true));
   return [...(tf ? ['tensorflow'] : []), 'wasm', 'cpu'];
 }
 
@@ -116,8 +109,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
             await exportTorchReference(torchDir, { seed: opts.seed, overrides: opts.overrides ?? [] });
             exported = true;
           }
-          const r = runTorchReference(torchDir, { python, mode: 'bench', steps: opts.steps ?? 20, threads: t });
-          result[key] = { ms_per_step: r.ms_per_step, steps: r.steps, threads: r.threads, torch: r.torch, peak_rss_mb: r.peak_rss_mb };
+          result[key] = runTorchReference(torchDir, { python, mode: 'bench', steps: opts.steps ?? 20, threads: t });
         } catch (e) {
           result[key] = { error: (e as Error).message };
         }

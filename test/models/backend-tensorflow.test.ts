@@ -9,9 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, runCli, tempDir } from '../helpers.ts';
-import { tfNodeDir } from '../../src/models/backend/install.ts';
+import { tfNodeAddon } from '../../src/models/backend/install.ts';
 
-const built = existsSync(join(tfNodeDir(REPO), 'lib', 'napi-v8', 'tfjs_binding.node'));
+const built = existsSync(tfNodeAddon(REPO));
 const needed = process.env['CI'] !== undefined;
 
 function runTs(file: string, code: string, cwd = REPO, timeout = 240_000) {

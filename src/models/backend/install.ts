@@ -68,6 +68,11 @@ export function tfNodeDir(root: string, gpu = false): string {
   return join(root, 'node_modules', ...variant(gpu).pkg.split('/'));
 }
 
+/** The compiled addon of a variant; present once `installTensorflowBackend` has run. */
+export function tfNodeAddon(root: string, gpu = false): string {
+  return join(tfNodeDir(root, gpu), 'lib', 'napi-v8', 'tfjs_binding.node');
+}
+
 export function installTensorflowBackend(o: InstallOptions): InstallResult {
   const t0 = performance.now();
   const say = o.say ?? (() => undefined);
@@ -94,7 +99,7 @@ export function installTensorflowBackend(o: InstallOptions): InstallResult {
     run(python, ['-m', 'venv', venv], env, `could not create the venv (Debian: apt-get install python3-venv)`, { file: venv });
     built.push('venv');
   }
-  const site = runOut(venvPython, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], env, 'the venv\'s Python does not run', { file: venvPython }).trim();
+  const site = run(venvPython, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], env, 'the venv\'s Python does not run', { file: venvPython }).trim();
   const tfDir = join(site, 'tensorflow');
   const have = runRaw(venvPython, ['-m', 'pip', 'show', v.dist], env);
   const haveVersion = /^Version: (.+)$/m.exec(have.stdout)?.[1]?.trim();
@@ -135,8 +140,8 @@ export function installTensorflowBackend(o: InstallOptions): InstallResult {
   if (relinked) built.push('links');
 
   // 5. The addon, compiled against the wheel's headers and libraries.
-  const moduleDir = join(pkgDir, 'lib', 'napi-v8');
-  const addon = join(moduleDir, 'tfjs_binding.node');
+  const addon = tfNodeAddon(root, o.gpu === true);
+  const moduleDir = dirname(addon);
   const stampFile = join(pkgDir, '.egmf-build.json');
   const stamp = JSON.stringify({ tfjs_node: TFJS_NODE_VERSION, wheel: v.wheel, tensorflow: realpathSync(wheelFiles.cc), node: process.versions.modules });
   const stale = !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp;
@@ -223,13 +228,9 @@ function runRaw(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: strin
   return { status: r.error ? -1 : r.status, stdout: r.stdout ?? '', stderr: r.error ? r.error.message : (r.stderr ?? '') };
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string, ctx: { file?: string; key?: string }, cwd?: string): void {
+/** Runs a command; a non-zero exit is an error saying `what`, with the output's tail. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string, ctx: { file?: string; key?: string }, cwd?: string): string {
   const r = runRaw(cmd, args, env, cwd);
-  if (r.status !== 0) throw new EgmfError(`${what}: ${tail(r.stderr || r.stdout)}`, ctx);
-}
-
-function runOut(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string, ctx: { file?: string; key?: string }): string {
-  const r = runRaw(cmd, args, env);
   if (r.status !== 0) throw new EgmfError(`${what}: ${tail(r.stderr || r.stdout)}`, ctx);
   return r.stdout;
 }
