@@ -83,6 +83,7 @@ export async function exportTorchReference(dir: string, o: ExportOptions): Promi
     decoder.dispose();
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(qwen3TokenizerDir(), f), join(llmDir, f));
     const cfg = loadExperiment(CONFIG, ['backend=wasm', `llm.path=${llmDir}`, `seed=${o.seed}`, ...(o.overrides ?? [])]);
+    if (cfg.model.text_offsets.vocab > 0) throw new EgmfError('the PyTorch port has no text offsets; set model.text_offsets.vocab=0', { key: 'model.text_offsets.vocab' });
     const setup = await buildSetup(cfg, { seed: o.seed });
     try {
       mkdirSync(dir, { recursive: true });

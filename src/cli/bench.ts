@@ -17,6 +17,8 @@ export interface BenchRunOptions {
   seeds?: number[];
   /** Variants of the learning target (names, or `all`); default full and linear. */
   variants?: string;
+  /** learning: training processes at a time (default 2). */
+  parallel?: number;
   /** train: backends and thread counts to measure, and whether to time PyTorch beside them. */
   backends?: string[];
   threads?: number[];
@@ -80,7 +82,7 @@ const learningTarget: BenchTarget = {
   name: 'learning',
   describe: `EGMF against the same fusion network with a linear head (and, with --variants, the ablation variants) on the default synthetic experiment, seeds ${LEARNING_SEEDS.join(', ')}; ~15 min on 2 cores for the default two variants`,
   optIn: true,
-  run: (opts) => runLearningBench({ variants: parseVariants(opts.variants), seeds: opts.seeds, say: (m) => process.stderr.write(`${m}\n`) }),
+  run: (opts) => runLearningBench({ variants: parseVariants(opts.variants), seeds: opts.seeds, ...(opts.parallel !== undefined ? { parallel: opts.parallel } : {}), say: (m) => process.stderr.write(`${m}\n`) }),
   format: (raw) => formatLearning(raw as LearningResult),
 };
 
@@ -115,6 +117,7 @@ export const benchCommand: CommandModule = {
       .option('seed', { type: 'number', default: 0, describe: 'Seed of generated data and shuffles' })
       .option('seeds', { type: 'string', describe: `Comma-separated seeds of the learning target (default ${LEARNING_SEEDS.join(',')})` })
       .option('variants', { type: 'string', describe: 'Variants of the learning target: comma-separated names, or all (default full,linear)' })
+      .option('parallel', { type: 'number', describe: 'learning: training processes at a time (default 2)' })
       .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
       .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
       .option('pytorch', { type: 'boolean', default: true, describe: 'train: time the same step in PyTorch (--no-pytorch to skip)' })
@@ -135,6 +138,10 @@ export const benchCommand: CommandModule = {
       throw new EgmfError(`must be a positive integer, got ${String(samples)}`, { key: 'samples' });
     }
     const seeds = argv.seeds === undefined ? undefined : parseSeedList(String(argv.seeds));
+    const parallel = argv.parallel as number | undefined;
+    if (parallel !== undefined && !(Number.isInteger(parallel) && parallel > 0)) {
+      throw new EgmfError(`must be a positive integer, got ${String(parallel)}`, { key: 'parallel' });
+    }
     const list = (v: unknown) => (v === undefined ? undefined : String(v).split(',').map((x) => x.trim()).filter((x) => x !== ''));
     const threads = list(argv.threads)?.map((x) => {
       const n = Number(x);
@@ -142,7 +149,7 @@ export const benchCommand: CommandModule = {
       return n;
     });
     const results = await runBench(argv.target as string[], {
-      samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined,
+      samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined, ...(parallel !== undefined ? { parallel } : {}),
       backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean, overrides: argv.set as string[],
     });
     if (argv.json) {

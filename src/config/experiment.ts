@@ -106,6 +106,14 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
             weight: num(1, 0, 'Weight of the probe loss in the total (0 = no probe)'),
           },
         },
+        text_offsets: {
+          kind: 'object',
+          doc: "Learned per-token offsets added to the text encoder's input (the frozen LLM embeddings) for the training split's most frequent tokens, as PEFT trains chosen token rows; the LLM's own embeddings, prompt and output layer stay frozen",
+          fields: {
+            vocab: int(0, 0, 'Tokens that get an offset (0 = off)', 262144),
+            min_count: int(2, 1, 'Fewest occurrences in the training split for a token to get one'),
+          },
+        },
         prompt: {
           kind: 'object',
           doc: 'Prompt conditioning',
@@ -211,6 +219,7 @@ export interface ExperimentConfig {
     pseudo_tokens: number;
     head: 'llm' | 'linear';
     aux_probe: { weight: number };
+    text_offsets: { vocab: number; min_count: number };
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';
   };

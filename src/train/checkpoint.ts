@@ -37,9 +37,13 @@ export interface TrainerState {
   pruned?: boolean;
 }
 
-export function saveCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variable>, opt: AdamW | null, state: TrainerState): void {
+/** Non-trainable values saved with the parameters (the model's buffers), by name. */
+export type Buffers = ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
+
+export function saveCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variable>, opt: AdamW | null, state: TrainerState, buffers: Buffers = new Map()): void {
   const tensors: Record<string, TensorToWrite> = {};
   for (const [name, v] of vars) tensors[`param.${name}`] = { dtype: 'F32', shape: [...v.shape], data: v.dataSync() as Float32Array };
+  for (const [name, b] of buffers) tensors[`buffer.${name}`] = { dtype: 'F32', shape: [...b.shape], data: b.data };
   if (opt) {
     const s = opt.state();
     for (const [name, t] of Object.entries(s.m)) tensors[`adamw.m.${name}`] = { dtype: 'F32', shape: t.shape, data: t.data };
@@ -71,8 +75,8 @@ export function readCheckpointState(dir: string): TrainerState & { optimizerStep
   return s;
 }
 
-/** Restores parameters (and the optimiser, when given) from a checkpoint folder. */
-export function loadCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variable>, opt: AdamW | null): TrainerState {
+/** Restores parameters, buffers (and the optimiser, when given) from a checkpoint folder. */
+export function loadCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variable>, opt: AdamW | null, buffers: Buffers = new Map()): TrainerState {
   const state = readCheckpointState(dir);
   const file = join(dir, 'state.safetensors');
   if (!existsSync(file)) throw new EgmfError('checkpoint tensors missing', { file });
@@ -84,6 +88,7 @@ export function loadCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variabl
     return e.data as Float32Array;
   };
   const params = new Map([...vars].map(([n, v]) => [n, get(`param.${n}`, v.shape)]));
+  const bufs = new Map([...buffers].map(([n, b]) => [n, get(`buffer.${n}`, b.shape)]));
   const optState: AdamWState | null = opt
     ? {
       step: state.optimizerStep,
@@ -92,6 +97,7 @@ export function loadCheckpoint(dir: string, vars: ReadonlyMap<string, tf.Variabl
     }
     : null;
   for (const [n, v] of vars) tf.tidy(() => v.assign(tf.tensor(params.get(n)!, v.shape)));
+  for (const [n, b] of buffers) b.data.set(bufs.get(n)!);
   if (opt && optState) opt.load(optState, file);
   return state;
 }

@@ -62,7 +62,7 @@ export async function openRunFolder(path: string, o: OpenRunOptions = {}): Promi
   const { cfgFile, cfg } = readRunConfig(runDir, o.sets);
   const setup = await buildSetup(cfg, { say: o.say, evalOnly: o.evalOnly ?? true });
   try {
-    loadCheckpoint(ckptDir, setup.variables, null);
+    loadCheckpoint(ckptDir, setup.variables, null, setup.model.fusion.params.buffers);
   } catch (e) {
     disposeSetup(setup);
     throw e;

@@ -118,7 +118,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     if (saved.configDigest !== digest) {
       throw new EgmfError('the checkpoint was made with a different config or seed; resume with the same ones', { file: join(latestDir, 'state.json'), key: 'configDigest' });
     }
-    state = loadCheckpoint(latestDir, s.variables, opt);
+    state = loadCheckpoint(latestDir, s.variables, opt, s.model.fusion.params.buffers);
     es.restore(state.earlyStopping);
     say(`resuming from step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
   }
@@ -130,7 +130,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const progress = new Progress({ total: totalSteps, label: `${cfg.name} seed ${seed}`, stream: o.progress });
   progress.tick(state.step);
   const checkpoint = async (st: TrainerState) => {
-    saveCheckpoint(latestDir, s.variables, opt, st);
+    saveCheckpoint(latestDir, s.variables, opt, st, s.model.fusion.params.buffers);
     await logger.flush();
   };
 
@@ -165,7 +165,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
     }
     const { improved, stop } = es.update(value, epoch);
-    if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() });
+    if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() }, s.model.fusion.params.buffers);
     logger.metrics(prefixed('valid', { ...v.metrics, ...v.gates }), state.step);
     logger.metrics({ ...logger.systemMetrics(), epoch: epoch + 1 }, state.step);
     state.history.push({ epoch, step: state.step, metrics: v.metrics });
@@ -183,7 +183,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   // The best epoch's weights, evaluated on valid and test.
-  if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null);
+  if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null, s.model.fusion.params.buffers);
   const bestValid = evaluate(model, valid, meta, evalLimit);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);

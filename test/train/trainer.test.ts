@@ -172,6 +172,26 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'steps': sor
     expect(got.params['tracking.uri']).toContain('***');
   });
 
+  it('text offsets on real MELD text: chosen from the training split, saved with the best weights, and `egmf eval` of the run folder scores as the run did', () => {
+    const cfg = join(REPO, 'experiments', 'meld-text.yaml');
+    // The linear head scores the whole splits in seconds (`egmf eval` has no data.limit_eval).
+    const sets = ['data.limit_train=96', 'model.head=linear', 'train.epochs=1', 'llm.pretrain_steps=20', 'backend=wasm', 'model.text_offsets.vocab=300'];
+    const out = join(tmp.path, 'offsets-run');
+    const r = runCli(['train', '--config', cfg, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out, '--json'], { env });
+    expect(r.stderr).not.toMatch(/^error:/m);
+    expect(r.status).toBe(0);
+    const rows = Number(/text offsets: (\d+) of 300 rows for tokens seen ≥ 2 times in the train split/.exec(r.stderr)?.[1]);
+    expect(rows).toBeGreaterThan(50); // 96 utterances share that many tokens
+    expect(rows).toBeLessThanOrEqual(300);
+    const line = JSON.parse(r.stdout.trim().split('\n').pop()!) as { test: Record<string, number> };
+    const ev = runCli(['eval', '--checkpoint', out, '--split', 'test', '--json'], { env });
+    expect(ev.stderr).not.toMatch(/^error:/m);
+    expect(ev.status).toBe(0);
+    const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
+    expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
+    expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+  });
+
   it('rejects bad input with the key or file named', () => {
     const bad = runCli(['train', '--config', CONFIG, '--set', 'model.gating.deph=2'], { env });
     expect(bad.status).not.toBe(0);

@@ -45,6 +45,60 @@ export class ModalityEncoder {
   }
 }
 
+/**
+ * Learned per-token offsets on the text encoder's input (`model.text_offsets`): the
+ * `vocab` most frequent tokens of the training split (seen at least `min_count` times) get
+ * a trainable row, zero at the start, added to their frozen LLM embedding before the text
+ * encoder; every other token (and the LLM's own input, prompt and output layer) keeps the
+ * frozen embedding. PEFT trains chosen embedding rows the same way
+ * (`trainable_token_indices`); here the rows live on the fusion side only, so the LLM reads
+ * the utterance as it always did. The chosen token ids are a buffer saved with the weights,
+ * so a run evaluated elsewhere (or on another language) maps tokens exactly as it trained.
+ *
+ * Why: the built-in LLM is pretrained on the synthetic suite's text, so the rows of real
+ * MELD or CPED words are still their random initialisation, and a frozen random 64-wide
+ * vector per token is all the fusion network saw of a word.
+ */
+export class TextOffsets {
+  readonly table: tf.Variable; // [vocab, D]
+  private readonly ids: Float32Array; // [vocab]: token id per row, -1 = unused
+
+  constructor(scope: Scope, readonly vocab: number, readonly width: number, readonly minCount: number) {
+    this.table = scope.create('token_offsets', [vocab, width], 0);
+    this.ids = scope.params.buffer(`${scope.prefix}.token_offsets_ids`, [vocab], -1);
+  }
+
+  /**
+   * Chooses the tokens from the training split's tokenized utterances: the most frequent
+   * ones (ties: the smaller id) seen at least `minCount` times. Returns how many got a row.
+   */
+  fit(utterances: Iterable<readonly number[]>): number {
+    const counts = new Map<number, number>();
+    for (const u of utterances) for (const id of u) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const chosen = [...counts].filter(([, c]) => c >= this.minCount).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, this.vocab);
+    this.ids.fill(-1);
+    chosen.forEach(([id], r) => (this.ids[r] = id));
+    return chosen.length;
+  }
+
+  /** Token ids that have a row, in row order. */
+  tokenIds(): number[] {
+    return Array.from(this.ids).filter((id) => id >= 0);
+  }
+
+  /** Padded ids [B][T] → offsets [B, T, D] (zeros for tokens without a row). */
+  apply(ids: readonly (readonly number[])[]): tf.Tensor3D {
+    // Built per call from the buffer (a few thousand entries), so a loaded buffer takes effect at once.
+    const rowOf = new Map(this.tokenIds().map((id, r) => [id, r + 1]));
+    const b = ids.length;
+    const t = ids[0]?.length ?? 0;
+    const idx = new Int32Array(b * t); // 0 = the zero row, r + 1 = row r
+    for (let i = 0; i < b; i++) for (let j = 0; j < t; j++) idx[i * t + j] = rowOf.get(ids[i]![j]!) ?? 0;
+    const rows = tf.concat([tf.zeros([1, this.width]), this.table], 0); // [vocab + 1, D]
+    return tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [b, t, this.width]);
+  }
+}
+
 /** Normalised-time span that time positions cover (comparable to typical frame counts). */
 export const TIME_SPAN = 32;
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig, Modality } from '../../config/experiment.ts';
 import { EgmfError } from '../../errors.ts';
-import { ModalityEncoder, type ModalitySeq } from './encoders.ts';
+import { ModalityEncoder, TextOffsets, type ModalitySeq } from './encoders.ts';
 import { buildExperts, type Expert } from './experts.ts';
 import { HierarchicalGate, type GateOutput } from './gating.ts';
 import { LayerNorm, Linear, maskedMean, Params, type ForwardCtx } from './layers.ts';
@@ -43,6 +43,8 @@ export class FusionNetwork {
   readonly projector: PseudoTokenProjector | null;
   /** Linear head on the fused vector (`aux_probe`, or the answer head with `head: linear`), or null. */
   readonly probe: Linear | null;
+  /** Learned offsets on the text encoder's input (`text_offsets`), or null. */
+  readonly textOffsets: TextOffsets | null;
 
   private readonly llmWidth: number;
 
@@ -69,6 +71,9 @@ export class FusionNetwork {
       // with no answer loss beside it) has none.
       // With `head: linear` the probe is the model's only head.
       this.probe = (cfg.aux_probe.weight > 0 || cfg.head === 'linear') && dims.probeOutputs !== undefined ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs) : null;
+      // Zero-initialised: it draws nothing from the seeded stream, so the other weights are
+      // those of the same config without it.
+      this.textOffsets = cfg.text_offsets.vocab > 0 ? new TextOffsets(root.sub('encoders.text'), cfg.text_offsets.vocab, dims.inputs.text!, cfg.text_offsets.min_count) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;
@@ -117,5 +122,8 @@ export function checkFusionConfig(cfg: FusionConfig): void {
   }
   const count = enabled.reduce((n, k) => n + ex[k].count, 0);
   if (cfg.gating.top_k > count) throw new EgmfError(`top_k ${cfg.gating.top_k} exceeds the ${count} enabled experts`, { key: 'model.gating.top_k' });
+  if (cfg.text_offsets.vocab > 0 && !cfg.modalities.includes('text')) {
+    throw new EgmfError('text offsets need the text modality; set it to 0 without text', { key: 'model.text_offsets.vocab' });
+  }
   if (ex.local.enabled && ex.local.kernels.some((k) => !Number.isInteger(k) || k < 1)) throw new EgmfError('kernel sizes must be positive integers', { key: 'model.experts.local.kernels' });
 }

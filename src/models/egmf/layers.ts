@@ -10,6 +10,8 @@ import { attention, gelu, layerNorm, linear, MASK_NEG, mergeHeads, splitHeads } 
 /** Every variable of the fusion network, keyed by its checkpoint name (`egmf.…`). */
 export class Params {
   readonly vars = new Map<string, tf.Variable>();
+  /** Non-trainable values saved beside the variables (the text offsets' token ids), by name. */
+  readonly buffers = new Map<string, { shape: number[]; data: Float32Array }>();
   private readonly rng: seedrandom.PRNG;
 
   constructor(seed: number) {
@@ -29,6 +31,14 @@ export class Params {
     return variable;
   }
 
+  /** Creates a buffer filled with `fill`; the returned array is the stored one. */
+  buffer(name: string, shape: number[], fill = 0): Float32Array {
+    if (this.vars.has(name) || this.buffers.has(name)) throw new Error(`parameter '${name}' is created twice`);
+    const data = new Float32Array(shape.reduce((p, d) => p * d, 1)).fill(fill);
+    this.buffers.set(name, { shape, data });
+    return data;
+  }
+
   scope(prefix: string): Scope {
     return new Scope(this, prefix);
   }
@@ -36,6 +46,7 @@ export class Params {
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();
+    this.buffers.clear();
   }
 }
 

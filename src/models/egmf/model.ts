@@ -236,6 +236,21 @@ export class EgmfModel {
     loadFusionWeights(this.fusion.params, path);
   }
 
+  /**
+   * Chooses the tokens that get text offsets (`model.text_offsets`) from the training
+   * split's utterances, tokenized and truncated as the model reads them. Returns how many
+   * got a row (0 when the model has none).
+   */
+  fitTextOffsets(texts: Iterable<string>): number {
+    const offsets = this.fusion.textOffsets;
+    if (offsets === null) return 0;
+    const max = this.opts.maxTextTokens;
+    const tok = this.opts.tokenizer;
+    return offsets.fit((function* () {
+      for (const t of texts) yield tok.encode(t).slice(0, max);
+    })());
+  }
+
   dispose(): void {
     this.fusion.dispose();
   }
@@ -311,7 +326,9 @@ export class EgmfModel {
     const padded = ids.map((t) => [...t, ...new Array<number>(len - t.length).fill(0)]);
     const mask = new Float32Array(batch.size * len);
     ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));
-    const x = this.embed(padded); // [B, Tt, D_llm]
+    const frozen = this.embed(padded); // [B, Tt, D_llm]
+    const offsets = this.fusion.textOffsets;
+    const x = offsets === null ? frozen : (tf.add(frozen, offsets.apply(padded)) as tf.Tensor3D);
     return { x, mask: tf.tensor2d(mask, [batch.size, len]) };
   }
 

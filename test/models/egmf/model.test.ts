@@ -326,6 +326,58 @@ describe('decoding modes', () => {
     expect(() => tinyModel({ pseudo_tokens: -1 })).toThrow(/model\.pseudo_tokens/);
   });
 
+  it('text offsets: the most frequent training tokens get a zero-initialised row that trains, others keep the frozen embedding; the rows survive save and load', () => {
+    const cfg = { head: 'linear', text_offsets: { vocab: 6, min_count: 2 } };
+    const plain = build(tinyModel({ head: 'linear' }), 3);
+    const m1 = build(tinyModel(cfg), 3);
+    const dir = tempDir();
+    try {
+      const batch = makeBatch(8, 5);
+      // Tokens seen ≥ 2 times, most frequent first (ties: the smaller id), at most 6.
+      const counts = new Map<number, number>();
+      for (const t of batch.texts) for (const id of tok.encode(t).slice(0, 16)) counts.set(id, (counts.get(id) ?? 0) + 1);
+      const want = [...counts].filter(([, c]) => c >= 2).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 6).map(([id]) => id);
+      expect(want.length).toBeGreaterThan(1);
+      expect(m1.egmf.fitTextOffsets(batch.texts)).toBe(want.length);
+      expect(m1.egmf.fusion.textOffsets!.tokenIds()).toEqual(want);
+      // Zero rows and no draws from the seeded stream: the same losses as without offsets.
+      const evalLoss = (x: EgmfModel, b = batch) => tf.tidy(() => x.loss(b, { training: false }).dataSync()[0]!);
+      expect(evalLoss(m1.egmf)).toBeCloseTo(evalLoss(plain.egmf), 6);
+      const opt = tf.train.adam(0.05);
+      for (let i = 0; i < 20; i++) opt.minimize(() => m1.egmf.loss(batch), false, m1.egmf.fusion.variables());
+      opt.dispose();
+      const table = m1.egmf.fusion.textOffsets!.table.arraySync() as number[][];
+      const width = table[0]!.length;
+      want.forEach((_, r) => expect(table[r]!.some((v) => v !== 0)).toBe(true)); // every chosen row trained
+      for (let r = want.length; r < 6; r++) expect(table[r]).toEqual(new Array(width).fill(0)); // unused rows never move
+      // Saved with the token ids: a fresh model (never fitted) maps tokens as the trained one did.
+      const path = join(dir.path, 'fusion.safetensors');
+      m1.egmf.saveWeights(path);
+      const m2 = build(tinyModel(cfg), 99);
+      try {
+        expect(m2.egmf.fusion.textOffsets!.tokenIds()).toEqual([]);
+        m2.egmf.loadWeights(path);
+        expect(m2.egmf.fusion.textOffsets!.tokenIds()).toEqual(want);
+        expect(evalLoss(m2.egmf)).toBeCloseTo(evalLoss(m1.egmf), 5);
+        // Weights without offsets are refused by a model with them, naming the missing key.
+        const noOffsets = join(dir.path, 'plain.safetensors');
+        plain.egmf.saveWeights(noOffsets);
+        expect(() => m2.egmf.loadWeights(noOffsets)).toThrow(/plain\.safetensors.*key 'egmf\.encoders\.text\.token_offsets(_ids)?'.*lack/);
+        expect(() => plain.egmf.loadWeights(path)).toThrow(/fusion\.safetensors.*key 'egmf\.encoders\.text\.token_offsets.*unexpected/);
+        expect(m2.egmf.fusion.textOffsets!.tokenIds()).toEqual(want);
+      } finally {
+        m2.dispose();
+      }
+    } finally {
+      dir.cleanup();
+      plain.dispose();
+      m1.dispose();
+    }
+    expect(() => build(tinyModel({ modalities: ['audio', 'vision'], text_offsets: { vocab: 4 } }), 3)).toThrow(/model\.text_offsets\.vocab.*text modality/);
+    expect(() => tinyModel({ text_offsets: { vocab: -1 } })).toThrow(/model\.text_offsets\.vocab/);
+    expect(() => tinyModel({ text_offsets: { min_count: 0 } })).toThrow(/model\.text_offsets\.min_count/);
+  });
+
   it('grammarTokenizer needs an EOS token', () => {
     expect(() => grammarTokenizer({ encode: () => [], decode: () => '', eosTokenId: undefined }, undefined, 'tok/tokenizer_config.json')).toThrow(/tokenizer_config\.json.*eos_token/);
   });
