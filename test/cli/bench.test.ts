@@ -32,11 +32,14 @@ describe('egmf bench', () => {
     const variants = runCli(['bench', '--target', 'learning', '--variants', 'full,nope']);
     expect(variants.status).toBe(1);
     expect(variants.stderr).toMatch(/key 'variants': unknown learning variant 'nope'/);
+    const parallel = runCli(['bench', '--target', 'learning', '--parallel', '0']);
+    expect(parallel.status).toBe(1);
+    expect(parallel.stderr).toMatch(/key 'parallel': must be a positive integer, got 0/);
   });
 
   it('the learning target is opt-in: `egmf bench` alone does not run it', () => {
     expect(benchTargets.find((t) => t.name === 'learning')?.optIn).toBe(true);
-    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants/);
+    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants[\s\S]*--parallel/);
   });
 
   it('runs registered targets keyed by name, and refuses a duplicate name', async () => {
