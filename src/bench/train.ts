@@ -44,6 +44,13 @@ export interface TrainBenchBackend {
   live_tensors: [number, number];
   /** Resident memory before and after the timed steps. */
   rss_mb: [number, number];
+  /**
+   * Resident memory after each quarter of the timed steps: flat after the first quarter means
+   * nothing grows with the run (allocators keep their high-water mark, so the first steps grow it).
+   */
+  rss_trace_mb: number[];
+  /** wasm only: the WebAssembly heap before and after the timed steps (it never shrinks). */
+  wasm_heap_mb?: [number, number];
   /** Trainable parameters. */
   parameters: number;
 }
@@ -52,6 +59,12 @@ export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBench | R
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
+
+/** Size of the wasm backend's WebAssembly memory, or null on other backends. */
+function wasmHeapBytes(): number | null {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return tf.getBackend() === 'wasm' && b.wasm?.HEAPU8 !== undefined ? b.wasm.HEAPU8.byteLength : null;
+}
 
 /** Result key of a backend at a thread count: `wasm` at 1 thread, `wasm_2threads` at 2. */
 export function benchKey(backend: string, threads: number): string {
@@ -162,15 +175,21 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
     });
     const before = tf.memory().numTensors;
     const rss0 = process.memoryUsage().rss;
+    const heap0 = wasmHeapBytes();
+    const mb = (b: number) => Math.round(b / 2 ** 20);
+    const quarters = new Set([1, 2, 3, 4].map((q) => Math.max(1, Math.round((q * steps) / 4))));
+    const trace: number[] = [];
     let samples = 0;
     const times: number[] = [];
     for (let i = 2; i < steps + 2; i++) {
       const t0 = performance.now();
       samples += run(i);
       times.push(performance.now() - t0);
+      if (quarters.has(i - 1)) trace.push(mb(process.memoryUsage().rss));
     }
     const after = tf.memory().numTensors;
     const rss1 = process.memoryUsage().rss;
+    const heap1 = wasmHeapBytes();
     opt.dispose();
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
@@ -184,7 +203,9 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       kernels_per_step: profile.kernels.length,
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
       live_tensors: [before, after],
-      rss_mb: [Math.round(rss0 / 2 ** 20), Math.round(rss1 / 2 ** 20)],
+      rss_mb: [mb(rss0), mb(rss1)],
+      rss_trace_mb: trace,
+      ...(heap0 !== null && heap1 !== null ? { wasm_heap_mb: [mb(heap0), mb(heap1)] as [number, number] } : {}),
       parameters: [...setup.variables.values()].filter((v) => v.trainable).reduce((a, v) => a + v.size, 0),
     };
   } finally {

@@ -112,6 +112,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
           fields: {
             vocab: int(0, 0, 'Tokens that get an offset (0 = off)', 262144),
             min_count: int(2, 1, 'Fewest occurrences in the training split for a token to get one'),
+            lr_scale: { kind: 'number', default: 1, min: 0, exclusiveMin: true, doc: "Multiplier on train.lr for the offsets (their own parameter group): a row moves only in the steps whose batch holds its token, so rare tokens barely move at the network's rate" },
           },
         },
         prompt: {
@@ -219,7 +220,7 @@ export interface ExperimentConfig {
     pseudo_tokens: number;
     head: 'llm' | 'linear';
     aux_probe: { weight: number };
-    text_offsets: { vocab: number; min_count: number };
+    text_offsets: { vocab: number; min_count: number; lr_scale: number };
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';
   };

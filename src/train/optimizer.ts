@@ -19,6 +19,11 @@ export interface AdamWOptions {
   decays?: (name: string, v: tf.Variable) => boolean;
   /** Where the update runs (default: host on CPU backends, device on GPU backends). */
   mode?: AdamWMode;
+  /**
+   * Learning-rate multiplier per variable (default 1 for all), as PyTorch's parameter groups
+   * with their own lr: the step and the decoupled decay of that variable use lr × scale.
+   */
+  lrScale?: (name: string, v: tf.Variable) => number;
 }
 
 /** Serialisable optimiser state: step count and first/second moments per variable. */
@@ -44,6 +49,7 @@ export class AdamW {
   private readonly offsets = new Map<string, number>();
   private readonly total: number;
   private readonly decayFlags: boolean[];
+  private readonly lrScales: number[];
   /** host mode: the moments, flat, in the order of `names`. */
   private readonly mHost: Float32Array;
   private readonly vHost: Float32Array;
@@ -71,6 +77,11 @@ export class AdamW {
     }
     this.total = off;
     this.decayFlags = this.names.map((n) => decays(n, vars.get(n)!));
+    this.lrScales = this.names.map((n) => {
+      const k = o.lrScale?.(n, vars.get(n)!) ?? 1;
+      if (!(Number.isFinite(k) && k > 0)) throw new EgmfError(`learning-rate scale must be a positive number, got ${k}`, { key: n });
+      return k;
+    });
     const hostSize = this.mode === 'host' ? off : 0;
     this.mHost = new Float32Array(hostSize);
     this.vHost = new Float32Array(hostSize);
@@ -130,14 +141,15 @@ export class AdamW {
       const x = this.vars.get(name)!;
       const off = this.offsets.get(name)!;
       const p = x.dataSync() as Float32Array;
-      const keep = this.weightDecay > 0 && this.decayFlags[i] ? 1 - lr * this.weightDecay : 1;
+      const lri = lr * this.lrScales[i]!;
+      const keep = this.weightDecay > 0 && this.decayFlags[i] ? 1 - lri * this.weightDecay : 1;
       const out = new Float32Array(p.length);
       for (let j = 0; j < p.length; j++) {
         const k = off + j;
         const gj = g[k]! * scale;
         const mj = (m[k] = b1 * m[k]! + (1 - b1) * gj);
         const vj = (v[k] = b2 * v[k]! + (1 - b2) * gj * gj);
-        out[j] = p[j]! * keep - (lr * (mj / bc1)) / (Math.sqrt(vj / bc2) + eps);
+        out[j] = p[j]! * keep - (lri * (mj / bc1)) / (Math.sqrt(vj / bc2) + eps);
       }
       const t = tf.tensor(out, x.shape, 'float32');
       x.assign(t);
@@ -165,10 +177,12 @@ export class AdamW {
       const bc1 = 1 - this.beta1 ** this.step;
       const bc2 = 1 - this.beta2 ** this.step;
       const upd = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), this.eps));
-      const keep = idx.map((i) => (this.weightDecay > 0 && this.decayFlags[i] ? 1 - lr * this.weightDecay : 1));
+      const lrs = idx.map((i) => lr * this.lrScales[i]!);
+      const perVar = (vals: number[]) => tf.concat(idx.map((_, j) => tf.fill([sizes[j]!], vals[j]!)));
+      const keep = idx.map((i, j) => (this.weightDecay > 0 && this.decayFlags[i] ? 1 - lrs[j]! * this.weightDecay : 1));
       const p = flat(idx.map((i) => this.vars.get(this.names[i]!)!));
-      const decayed = keep.every((k) => k === 1) ? p : tf.mul(p, tf.concat(idx.map((_, j) => tf.fill([sizes[j]!], keep[j]!))));
-      const p1 = tf.sub(decayed, tf.mul(upd, lr));
+      const decayed = keep.every((k) => k === 1) ? p : tf.mul(p, perVar(keep));
+      const p1 = tf.sub(decayed, lrs.every((x) => x === lr) ? tf.mul(upd, lr) : tf.mul(upd, perVar(lrs)));
       const parts = idx.length === 1 ? [p1] : tf.split(p1, sizes);
       idx.forEach((i, j) => {
         const x = this.vars.get(this.names[i]!)!;

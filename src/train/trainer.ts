@@ -29,6 +29,7 @@ import { evaluate } from './evaluate.ts';
 import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
+import { TEXT_OFFSETS_PARAM } from '../models/egmf/index.ts';
 import { baselineMetrics, baselineValues, beats, cachedBaselines, describeBaselines } from './baselines/index.ts';
 import type { Baselines } from './baselines/index.ts';
 import type { TrackingTarget } from './run-logger.ts';
@@ -106,7 +107,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const baselines = cachedBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
   say(describeBaselines(baselines, metricName));
 
-  const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
+  const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay, lrScale: (n) => lrScaleOf(cfg, n) });
   const es = new EarlyStopping(goal, cfg.train.patience);
   let state: TrainerState = {
     version: CHECKPOINT_VERSION, step: 0, epoch: 0, batchInEpoch: 0, seed, configDigest: digest,
@@ -212,6 +213,11 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
  * One optimiser step: loss and gradients of the trainable variables, global-norm clipping,
  * AdamW. Dropout masks are keyed by the step so a resumed run repeats them.
  */
+/** Learning-rate multiplier of a trainable variable: the text offsets are a group of their own. */
+export function lrScaleOf(cfg: ExperimentConfig, name: string): number {
+  return name === TEXT_OFFSETS_PARAM ? cfg.model.text_offsets.lr_scale : 1;
+}
+
 export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: number, clip: number): { loss: number; gradNorm: number } {
   s.model.setStep(step);
   s.lora?.setStep(step);

@@ -16,6 +16,11 @@ describe('egmf bench --target train', () => {
     expect(wasm).toMatchObject({ steps: 2, batch_size: 16, threads: 1 });
     for (const k of ['samples_per_s', 'ms_per_step', 'kernels_per_step', 'peak_rss_mb', 'parameters']) expect(wasm[k], k).toBeGreaterThan(0);
     expect(wasm['rss_mb']).toHaveLength(2);
+    // RSS after each quarter of the timed steps (2 steps: quarters 1, 1, 2, 2 → 2 distinct points), and the wasm heap.
+    expect(wasm['rss_trace_mb']).toHaveLength(2);
+    for (const x of wasm['rss_trace_mb']) expect(x).toBeGreaterThan(0);
+    expect(wasm['wasm_heap_mb'][1]).toBeGreaterThanOrEqual(wasm['wasm_heap_mb'][0]);
+    expect(wasm['wasm_heap_mb'][0]).toBeGreaterThan(0);
     // One step launches thousands of kernels; nothing leaks across steps.
     expect(wasm['kernels_per_step']).toBeGreaterThan(1000);
     expect(wasm['live_tensors'][1]).toBe(wasm['live_tensors'][0]);

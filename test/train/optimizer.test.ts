@@ -87,6 +87,33 @@ print(json.dumps({'w': p['w'].ravel().tolist(), 'b': p['b'].tolist()}))
     expect(host.state.m['c']!.data[0]).toBeCloseTo(0.9 * 0.1 * 3 * (2.5 / host.norms[1]!) + 0.1 * 3 * (2.5 / host.norms[3]!), 4);
   });
 
+  it('a learning-rate scale acts as a parameter group of its own: that variable steps and decays as at lr × scale, in both modes', () => {
+    const run = (mode: 'host' | 'device', scaled: boolean) => {
+      const w = tf.variable(tf.tensor2d([[0.5, -1.0], [2.0, 0.25]]), true);
+      const u = tf.variable(tf.tensor2d([[0.3, 0.1], [-0.6, 1.5]]), true);
+      const opt = new AdamW(new Map<string, tf.Variable>([['w', w], ['u', u]]), { eps: 1e-4, weightDecay: 0.1, mode, ...(scaled ? { lrScale: (n: string) => (n === 'u' ? 4 : 1) } : {}) });
+      for (let i = 0; i < 3; i++) {
+        const grads = { w: tf.tensor2d([[0.3, -0.1], [0.05, 0.7]]), u: tf.tensor2d([[-0.2, 0.4], [0.9, -0.1]]) };
+        opt.update(grads, 0.01 * (scaled ? 1 : 4), 0);
+        tf.dispose(Object.values(grads));
+      }
+      const out = { w: Array.from(w.dataSync()), u: Array.from(u.dataSync()) };
+      opt.dispose();
+      w.dispose();
+      u.dispose();
+      return out;
+    };
+    for (const mode of ['host', 'device'] as const) {
+      const scaled = run(mode, true);
+      const at4 = run(mode, false); // every variable at 4 × lr
+      scaled.u.forEach((x, i) => expect(x).toBeCloseTo(at4.u[i]!, 6));
+      expect(scaled.w.some((x, i) => Math.abs(x - at4.w[i]!) > 1e-3)).toBe(true); // w kept lr
+    }
+    const x = tf.variable(tf.zeros([2]), true);
+    expect(() => new AdamW(new Map([['x', x]]), { lrScale: () => 0 })).toThrow(/key 'x': learning-rate scale must be a positive number, got 0/);
+    x.dispose();
+  });
+
   it('refuses a gradient that does not fit its variable, naming it', () => {
     const w = tf.variable(tf.zeros([2, 2]), true, 'w-bad');
     const opt = new AdamW(new Map([['w', w]]));

@@ -59,6 +59,9 @@ export class ModalityEncoder {
  * MELD or CPED words are still their random initialisation, and a frozen random 64-wide
  * vector per token is all the fusion network saw of a word.
  */
+/** Checkpoint name of the text offsets' table. */
+export const TEXT_OFFSETS_PARAM = 'egmf.encoders.text.token_offsets';
+
 export class TextOffsets {
   readonly table: tf.Variable; // [vocab, D]
   private readonly ids: Float32Array; // [vocab]: token id per row, -1 = unused
