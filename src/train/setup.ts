@@ -101,10 +101,6 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     maxTextTokens: cfg.data.max_text_tokens,
     seed,
   });
-  if (loaders.train !== undefined && model.fusion.textOffsets !== null) {
-    const n = model.fitTextOffsets(loaders.train.textsAndLabels().texts);
-    say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens seen ≥ ${cfg.model.text_offsets.min_count} times in the ${cfg.data.train_split} split`);
-  }
   const variables = namedVariables(model, lora);
   return { cfg, backend, data, meta, llmDir, decoder, lora, tokenizer, grammar, model, loaders, variables };
 }

@@ -106,6 +106,11 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const subset = trainSubset(train, cfg.data.limit_train, seed);
   const baselines = cachedBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
   say(describeBaselines(baselines, metricName));
+  // Text offsets (`model.text_offsets`): the tokens of the samples this run trains on.
+  if (s.model.fusion.textOffsets !== null) {
+    const n = s.model.fitTextOffsets(train.textsAndLabels(subset ?? undefined).texts);
+    say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens seen ≥ ${cfg.model.text_offsets.min_count} times in the ${subset === null ? `${cfg.data.train_split} split` : `${subset.length} training samples`}`);
+  }
 
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay, lrScale: (n) => lrScaleOf(cfg, n) });
   const es = new EarlyStopping(goal, cfg.train.patience);

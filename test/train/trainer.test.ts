@@ -180,7 +180,7 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'steps': sor
     const r = runCli(['train', '--config', cfg, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out, '--json'], { env });
     expect(r.stderr).not.toMatch(/^error:/m);
     expect(r.status).toBe(0);
-    const rows = Number(/text offsets: (\d+) of 300 rows for tokens seen ≥ 2 times in the train split/.exec(r.stderr)?.[1]);
+    const rows = Number(/text offsets: (\d+) of 300 rows for tokens seen ≥ 2 times in the 96 training samples/.exec(r.stderr)?.[1]);
     expect(rows).toBeGreaterThan(50); // 96 utterances share that many tokens
     expect(rows).toBeLessThanOrEqual(300);
     const line = JSON.parse(r.stdout.trim().split('\n').pop()!) as { test: Record<string, number> };
