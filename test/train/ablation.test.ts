@@ -6,7 +6,9 @@
  * Protocol now: the default synthetic MELD experiment (scale 0.28: the first 1,200 of its
  * training samples, 311 validation samples; 300 steps of 16, peak lr 0.005, 5% warm-up then
  * cosine), wasm, valid weighted F1 at the best epoch. The five-seed table is in the README
- * ("Learning: EGMF against its baselines").
+ * ("Learning: EGMF against its baselines"). Seeds 1111-5555 now: full 0.753 ± 0.005, linear
+ * head 0.776 ± 0.015, text only 0.485 ± 0.038, local 0.723 ± 0.043, semantic 0.749 ± 0.008,
+ * global 0.734 ± 0.005, depth 1 0.745 ± 0.015, no pseudo tokens 0.350 ± 0.043.
  *
  * History, earlier protocol: synthetic MELD at scale 0.12 (1,199 training and 133 validation samples),
  * 4 epochs (300 steps of 16), peak lr 0.005 with 5% warm-up then cosine, the built-in tiny
