@@ -111,7 +111,8 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
           doc: "Learned per-token offsets added to the text encoder's input (the frozen LLM embeddings) for the training split's most frequent tokens, as PEFT trains chosen token rows; the LLM's own embeddings, prompt and output layer stay frozen",
           fields: {
             vocab: int(0, 0, 'Tokens that get an offset (0 = off)', 262144),
-            min_count: int(2, 1, 'Fewest occurrences in the training split for a token to get one'),
+            min_count: int(2, 1, 'Fewest occurrences in the training split for a token (or a pair) to get one'),
+            pairs: int(0, 0, "Adjacent token pairs (bigrams) that get an offset too, the training split's most frequent (0 = tokens only); a pair's row is added at its first token", 262144),
             lr_scale: { kind: 'number', default: 1, min: 0, exclusiveMin: true, doc: "Multiplier on train.lr for the offsets (their own parameter group): a row moves only in the steps whose batch holds its token, so rare tokens barely move at the network's rate" },
           },
         },
@@ -220,7 +221,7 @@ export interface ExperimentConfig {
     pseudo_tokens: number;
     head: 'llm' | 'linear';
     aux_probe: { weight: number };
-    text_offsets: { vocab: number; min_count: number; lr_scale: number };
+    text_offsets: { vocab: number; min_count: number; pairs: number; lr_scale: number };
     prompt: { template: string | null; language: 'auto' | 'en' | 'zh' };
     target: 'index' | 'word';
   };

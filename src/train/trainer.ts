@@ -29,7 +29,7 @@ import { evaluate } from './evaluate.ts';
 import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
-import { TEXT_OFFSETS_PARAM } from '../models/egmf/index.ts';
+import { TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM } from '../models/egmf/index.ts';
 import { baselineMetrics, baselineValues, beats, cachedBaselines, describeBaselines } from './baselines/index.ts';
 import type { Baselines } from './baselines/index.ts';
 import type { TrackingTarget } from './run-logger.ts';
@@ -109,7 +109,8 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   // Text offsets (`model.text_offsets`): the tokens of the samples this run trains on.
   if (s.model.fusion.textOffsets !== null) {
     const n = s.model.fitTextOffsets(train.textsAndLabels(subset ?? undefined).texts);
-    say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens seen ≥ ${cfg.model.text_offsets.min_count} times in the ${subset === null ? `${cfg.data.train_split} split` : `${subset.length} training samples`}`);
+    const pairs = cfg.model.text_offsets.pairs > 0 ? ` and ${s.model.fusion.textOffsets.pairList().length} of ${cfg.model.text_offsets.pairs} for adjacent pairs` : '';
+    say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens${pairs} seen ≥ ${cfg.model.text_offsets.min_count} times in the ${subset === null ? `${cfg.data.train_split} split` : `${subset.length} training samples`}`);
   }
 
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay, lrScale: (n) => lrScaleOf(cfg, n) });
@@ -220,7 +221,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
  */
 /** Learning-rate multiplier of a trainable variable: the text offsets are a group of their own. */
 export function lrScaleOf(cfg: ExperimentConfig, name: string): number {
-  return name === TEXT_OFFSETS_PARAM ? cfg.model.text_offsets.lr_scale : 1;
+  return name === TEXT_OFFSETS_PARAM || name === TEXT_PAIR_OFFSETS_PARAM ? cfg.model.text_offsets.lr_scale : 1;
 }
 
 export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: number, clip: number): { loss: number; gradNorm: number } {

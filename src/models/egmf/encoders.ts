@@ -66,29 +66,60 @@ export class ModalityEncoder {
  *     without, 0.204 with (TF-IDF + LR 0.217, majority 0.123).
  *   - Tried and not kept: lr_scale 10 for the offsets (CPED linear head 0.213 against
  *     0.212); 8 epochs instead of 4 (CPED linear head peaks at 0.210 at epoch 6).
+ *   - Token pairs (`pairs`, off by default): in scikit-learn, TF-IDF + LR on the Qwen tokens
+ *     of CPED gives 0.210 on unigrams and 0.218 with adjacent pairs, so pairs looked like the
+ *     missing 0.008. In the fusion network they are not: CPED linear head 0.2121 with pairs
+ *     16384 (16,381 pairs seen twice) against 0.2119 without, at seed 1111; its train loss
+ *     falls to ~1.0 by epoch 3 while valid peaks there, so the extra rows overfit rather
+ *     than add signal. Width 64 instead of 32: 0.2087.
+ *   - Also tried on the CPED linear head (seed 1111) and not kept: train.weight_decay 0.1
+ *     (0.2114) and model.dropout 0.3 (0.2069), against 0.2119.
  */
 /** Checkpoint name of the text offsets' table. */
 export const TEXT_OFFSETS_PARAM = 'egmf.encoders.text.token_offsets';
+/** Checkpoint name of the token-pair offsets' table (`model.text_offsets.pairs`). */
+export const TEXT_PAIR_OFFSETS_PARAM = 'egmf.encoders.text.pair_offsets';
 
 export class TextOffsets {
   readonly table: tf.Variable; // [vocab, D]
+  /** Rows for adjacent token pairs [pairs, D], or null when `pairs` is 0. */
+  readonly pairTable: tf.Variable | null;
   private readonly ids: Float32Array; // [vocab]: token id per row, -1 = unused
+  private readonly pairIds: Float32Array | null; // [pairs, 2]: (first, second) token id per row, -1 = unused
 
-  constructor(scope: Scope, readonly vocab: number, readonly width: number, readonly minCount: number) {
+  constructor(scope: Scope, readonly vocab: number, readonly width: number, readonly minCount: number, readonly pairs = 0) {
     this.table = scope.create('token_offsets', [vocab, width], 0);
     this.ids = scope.params.buffer(`${scope.prefix}.token_offsets_ids`, [vocab], -1);
+    this.pairTable = pairs > 0 ? scope.create('pair_offsets', [pairs, width], 0) : null;
+    this.pairIds = pairs > 0 ? scope.params.buffer(`${scope.prefix}.pair_offsets_ids`, [pairs, 2], -1) : null;
   }
 
   /**
-   * Chooses the tokens from the training split's tokenized utterances: the most frequent
-   * ones (ties: the smaller id) seen at least `minCount` times. Returns how many got a row.
+   * Chooses the tokens (and, with `pairs`, the adjacent token pairs) from the training
+   * split's tokenized utterances: the most frequent ones (ties: the smaller id, then the
+   * smaller second id) seen at least `minCount` times. Returns how many tokens got a row.
    */
   fit(utterances: Iterable<readonly number[]>): number {
     const counts = new Map<number, number>();
-    for (const u of utterances) for (const id of u) counts.set(id, (counts.get(id) ?? 0) + 1);
-    const chosen = [...counts].filter(([, c]) => c >= this.minCount).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, this.vocab);
+    const pairCounts = new Map<number, number>();
+    for (const u of utterances) {
+      for (const id of u) counts.set(id, (counts.get(id) ?? 0) + 1);
+      if (this.pairIds !== null) for (let j = 0; j + 1 < u.length; j++) {
+        const key = pairKey(u[j]!, u[j + 1]!);
+        pairCounts.set(key, (pairCounts.get(key) ?? 0) + 1);
+      }
+    }
+    const top = (m: Map<number, number>, n: number) => [...m].filter(([, c]) => c >= this.minCount).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, n);
+    const chosen = top(counts, this.vocab);
     this.ids.fill(-1);
     chosen.forEach(([id], r) => (this.ids[r] = id));
+    if (this.pairIds !== null) {
+      this.pairIds.fill(-1);
+      top(pairCounts, this.pairs).forEach(([key], r) => {
+        this.pairIds![2 * r] = Math.floor(key / PAIR_BASE);
+        this.pairIds![2 * r + 1] = key % PAIR_BASE;
+      });
+    }
     return chosen.length;
   }
 
@@ -97,17 +128,41 @@ export class TextOffsets {
     return Array.from(this.ids).filter((id) => id >= 0);
   }
 
-  /** Padded ids [B][T] → offsets [B, T, D] (zeros for tokens without a row). */
-  apply(ids: readonly (readonly number[])[]): tf.Tensor3D {
-    // Built per call from the buffer (a few thousand entries), so a loaded buffer takes effect at once.
-    const rowOf = new Map(this.tokenIds().map((id, r) => [id, r + 1]));
-    const b = ids.length;
-    const t = ids[0]?.length ?? 0;
-    const idx = new Int32Array(b * t); // 0 = the zero row, r + 1 = row r
-    for (let i = 0; i < b; i++) for (let j = 0; j < t; j++) idx[i * t + j] = rowOf.get(ids[i]![j]!) ?? 0;
-    const rows = tf.concat([tf.zeros([1, this.width]), this.table], 0); // [vocab + 1, D]
-    return tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [b, t, this.width]);
+  /** Token pairs that have a row, in row order. */
+  pairList(): [number, number][] {
+    const out: [number, number][] = [];
+    const p = this.pairIds;
+    if (p !== null) for (let r = 0; r < p.length / 2 && p[2 * r]! >= 0; r++) out.push([p[2 * r]!, p[2 * r + 1]!]);
+    return out;
   }
+
+  /**
+   * Utterance ids [B][*] (unpadded) → offsets [B, T, D] for a batch padded to `len`: each
+   * token's row, plus at position j the row of the pair (token j, token j + 1) when it has
+   * one; zeros elsewhere and on padding.
+   */
+  apply(ids: readonly (readonly number[])[], len: number): tf.Tensor3D {
+    // Built per call from the buffers (a few thousand entries), so loaded buffers take effect at once.
+    const b = ids.length;
+    const gatherRows = (table: tf.Variable, idx: Int32Array): tf.Tensor => tf.gather(tf.concat([tf.zeros([1, this.width]), table], 0), tf.tensor1d(idx, 'int32'));
+    const rowOf = new Map(this.tokenIds().map((id, r) => [id, r + 1]));
+    const idx = new Int32Array(b * len); // 0 = the zero row, r + 1 = row r
+    for (let i = 0; i < b; i++) for (let j = 0; j < ids[i]!.length; j++) idx[i * len + j] = rowOf.get(ids[i]![j]!) ?? 0;
+    let rows = gatherRows(this.table, idx);
+    if (this.pairTable !== null) {
+      const pairRow = new Map(this.pairList().map(([a, c], r) => [pairKey(a, c), r + 1]));
+      const pidx = new Int32Array(b * len);
+      for (let i = 0; i < b; i++) for (let j = 0; j + 1 < ids[i]!.length; j++) pidx[i * len + j] = pairRow.get(pairKey(ids[i]![j]!, ids[i]![j + 1]!)) ?? 0;
+      rows = tf.add(rows, gatherRows(this.pairTable, pidx));
+    }
+    return tf.reshape(rows, [b, len, this.width]);
+  }
+}
+
+/** Token ids stay below this (Qwen3's vocabulary is 151,669), so a pair is one exact number. */
+const PAIR_BASE = 1 << 22;
+function pairKey(a: number, b: number): number {
+  return a * PAIR_BASE + b;
 }
 
 /** Normalised-time span that time positions cover (comparable to typical frame counts). */

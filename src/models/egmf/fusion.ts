@@ -73,7 +73,7 @@ export class FusionNetwork {
       this.probe = (cfg.aux_probe.weight > 0 || cfg.head === 'linear') && dims.probeOutputs !== undefined ? new Linear(root.sub('probe'), cfg.width, dims.probeOutputs) : null;
       // Zero-initialised: it draws nothing from the seeded stream, so the other weights are
       // those of the same config without it.
-      this.textOffsets = cfg.text_offsets.vocab > 0 ? new TextOffsets(root.sub('encoders.text'), cfg.text_offsets.vocab, dims.inputs.text!, cfg.text_offsets.min_count) : null;
+      this.textOffsets = cfg.text_offsets.vocab > 0 ? new TextOffsets(root.sub('encoders.text'), cfg.text_offsets.vocab, dims.inputs.text!, cfg.text_offsets.min_count, cfg.text_offsets.pairs) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;
@@ -122,6 +122,9 @@ export function checkFusionConfig(cfg: FusionConfig): void {
   }
   const count = enabled.reduce((n, k) => n + ex[k].count, 0);
   if (cfg.gating.top_k > count) throw new EgmfError(`top_k ${cfg.gating.top_k} exceeds the ${count} enabled experts`, { key: 'model.gating.top_k' });
+  if (cfg.text_offsets.pairs > 0 && cfg.text_offsets.vocab === 0) {
+    throw new EgmfError('token-pair offsets come with the token offsets: set model.text_offsets.vocab too, or pairs to 0', { key: 'model.text_offsets.pairs' });
+  }
   if (cfg.text_offsets.vocab > 0 && !cfg.modalities.includes('text')) {
     throw new EgmfError('text offsets need the text modality; set it to 0 without text', { key: 'model.text_offsets.vocab' });
   }

@@ -2,7 +2,7 @@
 export { EgmfModel } from './model.ts';
 export type { EgmfBatch, EgmfLlm, EgmfModelOptions, LossStats, PredictResult } from './model.ts';
 export { FusionNetwork, checkFusionConfig } from './fusion.ts';
-export { TEXT_OFFSETS_PARAM, TextOffsets } from './encoders.ts';
+export { TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM, TextOffsets } from './encoders.ts';
 export type { FusionConfig, FusionDims, FusionOutput } from './fusion.ts';
 export type { GateLevel, GateReport } from './report.ts';
 export { AnswerGrammar, enumerateAnswers, formatScore, grammarTokenizer } from './answers.ts';

@@ -328,7 +328,7 @@ export class EgmfModel {
     ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));
     const frozen = this.embed(padded); // [B, Tt, D_llm]
     const offsets = this.fusion.textOffsets;
-    const x = offsets === null ? frozen : (tf.add(frozen, offsets.apply(padded)) as tf.Tensor3D);
+    const x = offsets === null ? frozen : (tf.add(frozen, offsets.apply(ids, len)) as tf.Tensor3D);
     return { x, mask: tf.tensor2d(mask, [batch.size, len]) };
   }
 

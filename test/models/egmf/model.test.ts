@@ -378,6 +378,71 @@ describe('decoding modes', () => {
     expect(() => tinyModel({ text_offsets: { min_count: 0 } })).toThrow(/model\.text_offsets\.min_count/);
   });
 
+  it('token-pair offsets: the most frequent adjacent pairs get a row added at their first token, trained and saved; pairs without token offsets are refused', () => {
+    const cfg = { head: 'linear', text_offsets: { vocab: 4, min_count: 2, pairs: 3 } };
+    const m1 = build(tinyModel(cfg), 3);
+    const tokensOnly = build(tinyModel({ head: 'linear', text_offsets: { vocab: 4, min_count: 2 } }), 3);
+    const dir = tempDir();
+    try {
+      const phrases = ['I am so happy today', 'so happy to see you', 'I am not so sure', 'you are so happy', 'I am tired today', 'see you today', 'I am here', 'so happy'];
+      const batch = { ...makeBatch(8, 5), texts: phrases };
+      const utterances = batch.texts.map((t) => tok.encode(t).slice(0, 16));
+      const counts = new Map<string, number>();
+      for (const u of utterances) for (let j = 0; j + 1 < u.length; j++) counts.set(`${u[j]},${u[j + 1]}`, (counts.get(`${u[j]},${u[j + 1]}`) ?? 0) + 1);
+      const want = [...counts].filter(([, c]) => c >= 2)
+        .map(([k, c]) => [...k.split(',').map(Number), c] as [number, number, number])
+        .sort((a, b) => b[2] - a[2] || a[0] - b[0] || a[1] - b[1]).slice(0, 3).map(([a, b]) => [a, b]);
+      expect(want.length).toBeGreaterThan(0);
+      m1.egmf.fitTextOffsets(batch.texts);
+      tokensOnly.egmf.fitTextOffsets(batch.texts);
+      const offsets = m1.egmf.fusion.textOffsets!;
+      expect(offsets.pairList()).toEqual(want);
+      expect(offsets.tokenIds()).toEqual(tokensOnly.egmf.fusion.textOffsets!.tokenIds());
+      // Zero rows: the same losses as with token offsets alone.
+      const evalLoss = (x: EgmfModel) => tf.tidy(() => x.loss(batch, { training: false }).dataSync()[0]!);
+      expect(evalLoss(m1.egmf)).toBeCloseTo(evalLoss(tokensOnly.egmf), 6);
+      // A pair's row lands on its first token only, and never on padding or across utterances.
+      tf.tidy(() => offsets.pairTable!.assign(tf.tensor2d([[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 4, 0]].map((r) => [...r, ...new Array(offsets.width - 4).fill(0)]))));
+      offsets.table.assign(tf.zerosLike(offsets.table));
+      const [a, b] = want[0]!;
+      const seqs = [[a!, b!, a!], [b!, a!], [a!]];
+      const got = tf.tidy(() => offsets.apply(seqs, 4).arraySync());
+      const first = (v: number[]) => v.slice(0, 4);
+      expect(first(got[0]![0]!)).toEqual([1, 0, 0, 0]); // (a, b) at position 0
+      expect(got[0]![1]!.every((v) => v === 0)).toBe(true); // (b, a) has a row only if chosen
+      if (!want.some(([x, y]) => x === b && y === a)) expect(got[1]![0]!.every((v) => v === 0)).toBe(true);
+      expect(got[0]![2]!.every((v) => v === 0) && got[0]![3]!.every((v) => v === 0)).toBe(true); // last token, padding
+      expect(got[2]!.flat().every((v) => v === 0)).toBe(true); // one token: no pair
+      // Training moves the chosen pair rows; saved and loaded with their ids.
+      offsets.pairTable!.assign(tf.zerosLike(offsets.pairTable!));
+      const opt = tf.train.adam(0.05);
+      for (let i = 0; i < 10; i++) opt.minimize(() => m1.egmf.loss(batch), false, m1.egmf.fusion.variables());
+      opt.dispose();
+      const rows = offsets.pairTable!.arraySync() as number[][];
+      want.forEach((_, r) => expect(rows[r]!.some((v) => v !== 0)).toBe(true));
+      const path = join(dir.path, 'fusion.safetensors');
+      m1.egmf.saveWeights(path);
+      const m2 = build(tinyModel(cfg), 99);
+      try {
+        expect(m2.egmf.fusion.textOffsets!.pairList()).toEqual([]);
+        m2.egmf.loadWeights(path);
+        expect(m2.egmf.fusion.textOffsets!.pairList()).toEqual(want);
+        expect(evalLoss(m2.egmf)).toBeCloseTo(evalLoss(m1.egmf), 5);
+        const noPairs = join(dir.path, 'tokens-only.safetensors');
+        tokensOnly.egmf.saveWeights(noPairs);
+        expect(() => m2.egmf.loadWeights(noPairs)).toThrow(/tokens-only\.safetensors.*key 'egmf\.encoders\.text\.pair_offsets(_ids)?'.*lack/);
+      } finally {
+        m2.dispose();
+      }
+    } finally {
+      dir.cleanup();
+      m1.dispose();
+      tokensOnly.dispose();
+    }
+    expect(() => build(tinyModel({ text_offsets: { vocab: 0, pairs: 4 } }), 3)).toThrow(/model\.text_offsets\.pairs.*token offsets/);
+    expect(() => tinyModel({ text_offsets: { pairs: -1 } })).toThrow(/model\.text_offsets\.pairs/);
+  });
+
   it('grammarTokenizer needs an EOS token', () => {
     expect(() => grammarTokenizer({ encode: () => [], decode: () => '', eosTokenId: undefined }, undefined, 'tok/tokenizer_config.json')).toThrow(/tokenizer_config\.json.*eos_token/);
   });
