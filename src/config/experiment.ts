@@ -133,6 +133,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
       fields: {
         path: { kind: 'string', default: 'builtin:tiny-qwen3', doc: 'Hugging Face checkpoint folder, or builtin:tiny-qwen3 (pretrained on first use)', nonEmpty: true },
         pretrain_steps: int(300, 1, 'Steps when the built-in LLM must be pretrained'),
+        pretrain_train_text: { kind: 'boolean', default: false, doc: "Domain-adaptive pretraining: add the training split's text (data.train_split's whole file; never valid or test) to the built-in LLM's pretraining corpus; pretrained once per split content and cached" },
         lora: {
           kind: 'object',
           doc: 'LoRA adapters on the frozen LLM',
@@ -228,6 +229,7 @@ export interface ExperimentConfig {
   llm: {
     path: string;
     pretrain_steps: number;
+    pretrain_train_text: boolean;
     lora: { enabled: boolean; rank: number; alpha: number; dropout: number; targets: LoraTarget[] };
   };
   train: {
@@ -270,6 +272,9 @@ export function validateExperiment(raw: unknown, file?: string): ExperimentConfi
   const d = cfg.data;
   if (d.train_split === d.valid_split || d.train_split === d.test_split) {
     throw new EgmfError(`training on '${d.train_split}' while also validating or testing on it`, { file, key: 'data.train_split' });
+  }
+  if (cfg.llm.pretrain_train_text && !cfg.llm.path.startsWith('builtin:')) {
+    throw new EgmfError(`only the built-in LLM is pretrained here; '${cfg.llm.path}' is a checkpoint folder (set pretrain_train_text to false)`, { file, key: 'llm.pretrain_train_text' });
   }
   return cfg;
 }

@@ -7,6 +7,8 @@ import { loadExperiment } from '../config/experiment.ts';
 import { initBackend } from '../models/backend/index.ts';
 import { resolveLlm } from '../train/pretrain/index.ts';
 import { resolveDataset } from '../train/data-source.ts';
+import { llmTextFiles } from '../train/setup.ts';
+import { isBuiltinLlm } from '../models/llm/builtin.ts';
 import { configOverrides } from './study.ts';
 import type { SweepSpec } from './spec.ts';
 
@@ -21,9 +23,14 @@ export async function prepareSweep(spec: SweepSpec, say: (msg: string) => void):
     if (p.name === 'data.dataset') for (const v of values) datasets.add(String(v));
     if (p.name === 'llm.path') for (const v of values) llms.add(String(v));
   }
+  const dirs: string[] = [];
   for (const dataset of datasets) {
-    await resolveDataset({ ...base, data: { ...base.data, dataset } }, say);
+    dirs.push((await resolveDataset({ ...base, data: { ...base.data, dataset } }, say)).dir);
   }
   await initBackend(base.backend, base.threads > 0 ? { threads: base.threads } : {});
-  for (const path of llms) await resolveLlm(path, { pretrainSteps: base.llm.pretrain_steps, say });
+  for (const path of llms) {
+    // With llm.pretrain_train_text, one LLM per dataset's training split.
+    const texts = base.llm.pretrain_train_text && isBuiltinLlm(path) ? dirs.map((d) => llmTextFiles(base, d)) : [[]];
+    for (const textFiles of texts) await resolveLlm(path, { pretrainSteps: base.llm.pretrain_steps, textFiles, say });
+  }
 }

@@ -66,7 +66,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
   const meta = (loaders.valid ?? loaders.train)!.meta;
   checkModalities(cfg, meta);
 
-  const llmDir = await resolveLlm(cfg.llm.path, { pretrainSteps: cfg.llm.pretrain_steps, say });
+  const llmDir = await resolveLlm(cfg.llm.path, { pretrainSteps: cfg.llm.pretrain_steps, textFiles: llmTextFiles(cfg, data.dir), say });
   const decoder = loadDecoder(llmDir);
   // The model's own end-of-text (config.json) ends answers: it is the separator the LLM was
   // trained on, while tokenizer_config.json may name a chat token instead (Qwen3: <|im_end|>).
@@ -109,6 +109,17 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
  * Loader options of a run's evaluation splits (batch size, frame caps, shortening): also
  * what another dataset's split is opened with to evaluate the run on it.
  */
+/**
+ * The extra pretraining text of the built-in LLM (`llm.pretrain_train_text`): the training
+ * split's Arrow file in the resolved dataset folder, or none.
+ */
+export function llmTextFiles(cfg: ExperimentConfig, dataDir: string): string[] {
+  if (!cfg.llm.pretrain_train_text) return [];
+  const path = join(dataDir, `${cfg.data.train_split}.arrow`);
+  if (!existsSync(path)) throw new EgmfError(`missing ${cfg.data.train_split}.arrow, the training split the LLM pretrains on`, { file: dataDir, key: 'llm.pretrain_train_text' });
+  return [path];
+}
+
 export function evalLoaderOptions(cfg: ExperimentConfig, seed: number = cfg.seed): LoaderOptions {
   return {
     batchSize: cfg.train.batch_size,

@@ -114,9 +114,12 @@ export function checkCheckpointDir(dir: string, opts: { tokenizer?: boolean } = 
   if ((opts.tokenizer ?? true) && !existsSync(join(dir, 'tokenizer.json'))) throw new EgmfError('missing tokenizer.json in the LLM checkpoint folder', { file: join(dir, 'tokenizer.json') });
 }
 
-/** The cache folder of the built-in LLM pretrained for `steps` steps at this BUILTIN_VERSION. */
-export function builtinLlmDir(steps: number): string {
-  return join(cacheDir(), 'llm', `tiny-qwen3-s${steps}-v${BUILTIN_VERSION}`);
+/**
+ * The cache folder of the built-in LLM pretrained for `steps` steps at this BUILTIN_VERSION;
+ * `text` names the digest of extra pretraining text (`llm.pretrain_train_text`), if any.
+ */
+export function builtinLlmDir(steps: number, text?: string): string {
+  return join(cacheDir(), 'llm', `tiny-qwen3-s${steps}-v${BUILTIN_VERSION}${text === undefined ? '' : `-t${text}`}`);
 }
 
 /** Fails for an unknown `builtin:` name; true for the built-in LLM, false for a checkpoint path. */

@@ -7,7 +7,8 @@
  *     const dir = await resolveLlm('builtin:tiny-qwen3', { say: console.error }); // pretrains once, then cached
  *     const model = loadDecoder(dir);
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { EgmfError } from '../../errors.ts';
 import { currentBackend } from '../../models/backend/index.ts';
@@ -79,6 +80,19 @@ export function pretrainTinyQwen3(out: string, opts: PretrainOptions & { shape?:
   return r;
 }
 
+/**
+ * Names the content of the extra pretraining text: a digest of the files' bytes, so the
+ * cached LLM is reused for the same split wherever it lies and never for changed text.
+ */
+export function textDigest(files: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) {
+    if (!existsSync(f)) throw new EgmfError('pretraining text not found', { file: f, key: 'llm.pretrain_train_text' });
+    h.update(readFileSync(f)).update('\0');
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
 /** Seconds a pretraining takes on a quiet 2-core machine (measured; for messages only). */
 export function estimatedSeconds(steps: number): number {
   return Math.round(6 + steps * 0.4);
@@ -90,13 +104,15 @@ export function estimatedSeconds(steps: number): number {
  * it at once both succeed and the later one uses the earlier one's folder. Anything else
  * must be a Hugging Face checkpoint folder. Needs an initialised backend to pretrain.
  */
-export async function resolveLlm(path: string, opts: { pretrainSteps?: number; say?: (s: string) => void } = {}): Promise<string> {
+export async function resolveLlm(path: string, opts: { pretrainSteps?: number; textFiles?: string[]; say?: (s: string) => void } = {}): Promise<string> {
   if (isBuiltinLlm(path)) {
     const steps = opts.pretrainSteps ?? DEFAULT_PRETRAIN_STEPS;
-    const dir = builtinLlmDir(steps);
+    const textFiles = opts.textFiles ?? [];
+    const dir = builtinLlmDir(steps, textFiles.length > 0 ? textDigest(textFiles) : undefined);
     if (isCheckpoint(dir)) return dir;
-    opts.say?.(`built-in LLM not found: pretraining it (about ${estimatedSeconds(steps)} s) into ${dir}`);
-    const r = pretrain(tinyQwen3Config(), qwen3Tokenizer(), QWEN3_EOS, { steps, seed: 0 });
+    const extra = textFiles.length > 0 ? `, with the text of ${textFiles.join(', ')},` : '';
+    opts.say?.(`built-in LLM not found: pretraining it${extra} (about ${estimatedSeconds(steps)} s${extra === '' ? '' : ' and the longer corpus'}) into ${dir}`);
+    const r = pretrain(tinyQwen3Config(), qwen3Tokenizer(), QWEN3_EOS, { steps, seed: 0, textDirs: textFiles });
     const won = writePretrained(r, dir);
     r.model.dispose();
     opts.say?.(won ? `built-in LLM ready: ${dir}` : `built-in LLM was written by another process meanwhile: using ${dir}`);

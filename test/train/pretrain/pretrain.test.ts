@@ -11,6 +11,8 @@ import { arrowCorpus, pretrain, promptCorpus, sampledVocab, syntheticCorpus, typ
 import { generateSynthetic, PRESETS } from '../../../src/data/synthetic/index.ts';
 import { enumerateAnswers, PROMPTS, renderTaskPrompt } from '../../../src/models/egmf/index.ts';
 import { REPO, runCli, tempDir } from '../../helpers.ts';
+import { loadExperiment } from '../../../src/config/experiment.ts';
+import { llmTextFiles } from '../../../src/train/setup.ts';
 import seedrandom from 'seedrandom';
 
 const PROMPT = 'I feel happy about the trip. 我觉得这家餐厅糟透了。';
@@ -238,6 +240,45 @@ describe('egmf llm pretrain: the built-in tiny Qwen3', () => {
       r.model.dispose();
       expect(readFileSync(join(dir, 'egmf_pretrain.json'), 'utf8')).toBe(stamp);
       expect(spawnSync('ls', ['-a', join(cache, 'llm')], { encoding: 'utf8' }).stdout.split('\n').filter((x) => x.includes('tmp'))).toEqual([]);
+    } finally {
+      if (old === undefined) delete process.env['EGMF_CACHE'];
+      else process.env['EGMF_CACHE'] = old;
+    }
+  });
+
+  it('llm.pretrain_train_text: the training split\'s text joins the corpus, cached by its content; a missing split or a checkpoint folder is refused', async () => {
+    const cache = join(tmp.path, 'cache-text');
+    const old = process.env['EGMF_CACHE'];
+    process.env['EGMF_CACHE'] = cache;
+    try {
+      const data = join(tmp.path, 'text-data');
+      await generateSynthetic({ preset: 'cherma', out: data, scale: 0.01 });
+      const train = join(data, 'cherma', 'train.arrow');
+      const said: string[] = [];
+      const dir = await resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 2, textFiles: [train], say: (s) => said.push(s) });
+      expect(dir).toMatch(new RegExp(`^${join(cache, 'llm')}/tiny-qwen3-s2-v${BUILTIN_VERSION}-t[0-9a-f]{12}$`));
+      expect(said[0]).toContain(`with the text of ${train}`);
+      const info = JSON.parse(readFileSync(join(dir, 'egmf_pretrain.json'), 'utf8')) as { corpus: { sources: string[]; sentences: number } };
+      expect(info.corpus.sources).toContain(train);
+      const plain = await resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 2 });
+      const plainInfo = JSON.parse(readFileSync(join(plain, 'egmf_pretrain.json'), 'utf8')) as { corpus: { sentences: number } };
+      expect(plain).not.toBe(dir);
+      expect(info.corpus.sentences).toBeGreaterThan(plainInfo.corpus.sentences);
+      // The same bytes elsewhere reuse the folder; other text gets its own.
+      const copy = join(tmp.path, 'train-copy.arrow');
+      writeFileSync(copy, readFileSync(train));
+      const again: string[] = [];
+      expect(await resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 2, textFiles: [copy], say: (s) => again.push(s) })).toBe(dir);
+      expect(again).toEqual([]);
+      expect(await resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 2, textFiles: [join(data, 'cherma', 'valid.arrow')] })).not.toBe(dir);
+      // Through the config: the training split's file, or an error naming the folder and key.
+      const cfg = loadExperiment(join(REPO, 'experiments', 'synthetic', 'cherma.yaml'), ['llm.pretrain_train_text=true']);
+      expect(llmTextFiles(cfg, join(data, 'cherma'))).toEqual([train]);
+      expect(llmTextFiles(loadExperiment(join(REPO, 'experiments', 'synthetic', 'cherma.yaml')), join(data, 'cherma'))).toEqual([]);
+      expect(() => llmTextFiles(cfg, join(tmp.path, 'nowhere'))).toThrow(/nowhere, key 'llm\.pretrain_train_text': missing train\.arrow/);
+      await expect(resolveLlm(BUILTIN_TINY_QWEN3, { pretrainSteps: 3, textFiles: [join(tmp.path, 'gone.arrow')] })).rejects.toThrow(/gone\.arrow, key 'llm\.pretrain_train_text': pretraining text not found/);
+      expect(existsSync(join(cache, 'llm', `tiny-qwen3-s3-v${BUILTIN_VERSION}`))).toBe(false);
+      expect(() => loadExperiment(join(REPO, 'experiments', 'synthetic', 'cherma.yaml'), ['llm.pretrain_train_text=true', `llm.path=${cliOut}`])).toThrow(/key 'llm\.pretrain_train_text': only the built-in LLM is pretrained here/);
     } finally {
       if (old === undefined) delete process.env['EGMF_CACHE'];
       else process.env['EGMF_CACHE'] = old;
