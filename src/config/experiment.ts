@@ -158,6 +158,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         adam_eps: { kind: 'number', default: 1e-4, min: 0, exclusiveMin: true, doc: 'AdamW epsilon (MSE-Adapter protocol: 1e-4)' },
         warmup_ratio: num(0.1, 0, 'Share of steps spent warming up', 1),
         grad_clip: num(1, 0, 'Global gradient-norm clip (0 = off)'),
+        class_weights: { kind: 'enum', values: ['none', 'balanced', 'sqrt'], default: 'none', doc: "Classification loss weight per class from the training samples' counts: balanced = 1/count (scikit-learn's), sqrt = 1/sqrt(count); scaled so the mean weight over samples is 1" },
         patience: int(8, 1, 'Early stopping: epochs without improvement of the validation metric'),
         metric: { kind: 'string', nullable: true, doc: 'Validation metric for early stopping (default: weighted_f1 or MAE)' },
         goal: { kind: 'enum', values: ['auto', 'max', 'min'], default: 'auto', doc: 'Direction of the validation metric' },
@@ -240,6 +241,7 @@ export interface ExperimentConfig {
     adam_eps: number;
     warmup_ratio: number;
     grad_clip: number;
+    class_weights: 'none' | 'balanced' | 'sqrt';
     patience: number;
     metric: string | null;
     goal: 'auto' | 'max' | 'min';

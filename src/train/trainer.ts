@@ -113,6 +113,14 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens${pairs} seen ≥ ${cfg.model.text_offsets.min_count} times in the ${subset === null ? `${cfg.data.train_split} split` : `${subset.length} training samples`}`);
   }
 
+  // Class weights (`train.class_weights`): from the labels of the samples this run trains on.
+  if (cfg.train.class_weights !== 'none') {
+    if (meta.task !== 'classification') throw new EgmfError(`class weights need a classification dataset; ${meta.dataset} is ${meta.task}`, { key: 'train.class_weights' });
+    const w = classWeights(train.textsAndLabels(subset ?? undefined).labels, meta.labelNames!.length, cfg.train.class_weights);
+    s.model.setClassWeights(w);
+    say(`class weights (${cfg.train.class_weights}): ${meta.labelNames!.map((n, c) => `${n} ${w[c]!.toFixed(2)}`).join(', ')}`);
+  }
+
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay, lrScale: (n) => lrScaleOf(cfg, n) });
   const es = new EarlyStopping(goal, cfg.train.patience);
   let state: TrainerState = {
@@ -219,6 +227,25 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
  * One optimiser step: loss and gradients of the trainable variables, global-norm clipping,
  * AdamW. Dropout masks are keyed by the step so a resumed run repeats them.
  */
+/**
+ * Loss weight per class from training labels: `balanced` 1/count, `sqrt` 1/sqrt(count),
+ * scaled so that the mean weight over the samples is 1 (the loss keeps its scale, so the
+ * learning rate means the same). A class absent from the samples gets the largest weight
+ * of the present ones (it never weighs a training sample anyway).
+ */
+export function classWeights(labels: ArrayLike<number>, classes: number, kind: 'balanced' | 'sqrt'): Float32Array {
+  const counts = new Float64Array(classes);
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i]!;
+    if (!Number.isInteger(y) || y < 0 || y >= classes) throw new EgmfError(`label ${y} of training sample ${i} is not a class index in 0..${classes - 1}`, { key: 'train.class_weights' });
+    counts[y]!++;
+  }
+  const raw = Array.from(counts, (n) => (n === 0 ? 0 : kind === 'balanced' ? 1 / n : 1 / Math.sqrt(n)));
+  const mean = raw.reduce((a, w, c) => a + w * counts[c]!, 0) / Math.max(1, labels.length);
+  const top = Math.max(...raw);
+  return Float32Array.from(raw, (w) => (w === 0 ? top : w) / mean);
+}
+
 /** Learning-rate multiplier of a trainable variable: the text offsets are a group of their own. */
 export function lrScaleOf(cfg: ExperimentConfig, name: string): number {
   return name === TEXT_OFFSETS_PARAM || name === TEXT_PAIR_OFFSETS_PARAM ? cfg.model.text_offsets.lr_scale : 1;

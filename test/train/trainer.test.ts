@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadExperiment } from '../../src/config/experiment.ts';
-import { trainExperiment } from '../../src/train/trainer.ts';
+import { classWeights, trainExperiment } from '../../src/train/trainer.ts';
 import { REPO, runCli, runPython, setEnv, tempDir } from '../helpers.ts';
 import { startMlflowServer } from '../tracking-server.ts';
 import type { MlflowServer } from '../tracking-server.ts';
@@ -190,6 +190,36 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'steps': sor
     const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
     expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
     expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+  });
+
+  it('class weights on real MELD text: from the training samples\' labels, logged per class; a regression dataset is refused by key', () => {
+    const sets = ['data.limit_train=96', 'model.head=linear', 'train.epochs=1', 'llm.pretrain_steps=20', 'backend=wasm', 'model.text_offsets.vocab=0', 'train.class_weights=balanced'];
+    const r = runCli(['train', '--config', join(REPO, 'experiments', 'meld-text.yaml'), ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', join(tmp.path, 'weighted-run'), '--json'], { env });
+    expect(r.stderr).not.toMatch(/^error:/m);
+    expect(r.status).toBe(0);
+    const line = /class weights \(balanced\): (.*)/.exec(r.stderr)?.[1];
+    expect(line, r.stderr.slice(-2000)).toBeDefined();
+    const w = Object.fromEntries(line!.split(', ').map((p) => { const [k, v] = p.split(' '); return [k!, Number(v)]; }));
+    expect(Object.keys(w)).toEqual(['neutral', 'surprise', 'fear', 'sadness', 'joy', 'disgust', 'anger']);
+    // neutral is MELD's most frequent class, so it weighs least
+    expect(Math.min(...Object.values(w))).toBe(w['neutral']);
+    expect(w['neutral']).toBeLessThan(1);
+    const reg = runCli(['train', '--config', join(REPO, 'experiments', 'synthetic', 'mosei.yaml'), '--set', 'data.scale=0.03', '--set', 'llm.pretrain_steps=20', '--set', 'train.class_weights=sqrt', '--no-tracking', '--out', join(tmp.path, 'weighted-reg')], { env });
+    expect(reg.status).not.toBe(0);
+    expect(reg.stderr).toMatch(/key 'train\.class_weights': class weights need a classification dataset; mosei is regression/);
+  });
+
+  it('classWeights: balanced and sqrt from counts, mean weight over samples 1; absent classes and bad labels', () => {
+    const labels = [0, 0, 0, 1, 1, 2];
+    const b = Array.from(classWeights(labels, 3, 'balanced'));
+    [2 / 3, 1, 2].forEach((x, c) => expect(b[c]).toBeCloseTo(x, 6));
+    const q = Array.from(classWeights(labels, 3, 'sqrt'));
+    const m = (Math.sqrt(3) + Math.sqrt(2) + 1) / 6;
+    [1 / Math.sqrt(3) / m, 1 / Math.sqrt(2) / m, 1 / m].forEach((x, c) => expect(q[c]).toBeCloseTo(x, 6));
+    expect(labels.reduce((a, y) => a + q[y]!, 0) / labels.length).toBeCloseTo(1, 6);
+    const absent = Array.from(classWeights([0, 0, 1], 3, 'balanced'));
+    expect(absent[2]).toBeCloseTo(absent[1]!, 6);
+    expect(() => classWeights([0, 3], 3, 'balanced')).toThrow(/train\.class_weights.*label 3 of training sample 1 is not a class index in 0\.\.2/);
   });
 
   it('rejects bad input with the key or file named', () => {

@@ -77,6 +77,7 @@ export class EgmfModel {
   readonly fusion: FusionNetwork;
   /** Set by every `loss` call. */
   lastStats: LossStats | null = null;
+  private classWeights: Float32Array | null = null;
   private readonly textCache = new Map<string, number[]>();
   private dropoutCalls = 0;
   private dropoutStep = 0;
@@ -116,7 +117,8 @@ export class EgmfModel {
       const pred = tf.slice(hidden, [0, a.length - t - 1, 0], [-1, t, -1]); // [B, T, D] predicts the last T tokens
       const logits = linear(pred, this.answerHead(), undefined, true); // [B, T, V']
       const targets = Array.from(a.targets, (id) => (id < 0 ? 0 : g.vocabIndex.get(id)!)); // every target token is in the grammar
-      const mask = Array.from(a.targets, (id) => (id < 0 ? 0 : 1));
+      const sw = this.sampleWeights(batch);
+      const mask = Array.from(a.targets, (id, k) => (id < 0 ? 0 : sw === null ? 1 : sw[Math.floor(k / t)]!));
       const ce = softmaxCrossEntropy(logits, targets, mask);
       let total = tf.add(ce, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
       let probeLoss: tf.Scalar | null = null;
@@ -154,7 +156,7 @@ export class EgmfModel {
   private probeLoss(probe: tf.Tensor2D, batch: EgmfBatch): tf.Scalar {
     for (let i = 0; i < batch.size; i++) if (!Number.isFinite(batch.labels[i]!)) this.targetTokens(batch, i); // names the sample
     return this.opts.grammar.task.kind === 'classification'
-      ? softmaxCrossEntropy(probe, batch.labels)
+      ? softmaxCrossEntropy(probe, batch.labels, this.sampleWeights(batch) ?? undefined)
       : (tf.mean(tf.abs(tf.sub(tf.reshape(probe, [-1]), tf.tensor1d(Float32Array.from(batch.labels))))) as tf.Scalar);
   }
 
@@ -241,6 +243,28 @@ export class EgmfModel {
    * split's utterances, tokenized and truncated as the model reads them. Returns how many
    * got a row (0 when the model has none).
    */
+  /**
+   * Loss weight per class (`train.class_weights`), indexed by label; null = all 1. Weights
+   * the probe's and the answer tokens' cross-entropy of each sample by its class.
+   */
+  setClassWeights(w: Float32Array | null): void {
+    if (w !== null) {
+      const task = this.opts.grammar.task;
+      if (task.kind !== 'classification') throw new EgmfError('class weights need a classification task', { key: 'train.class_weights' });
+      if (w.length !== task.labelNames.length || !w.every((x) => Number.isFinite(x) && x > 0)) {
+        throw new EgmfError(`need ${task.labelNames.length} positive weights, got [${Array.from(w).join(', ')}]`, { key: 'train.class_weights' });
+      }
+    }
+    this.classWeights = w;
+  }
+
+  /** Per-sample loss weights of a batch from the class weights, or null when there are none. */
+  private sampleWeights(batch: EgmfBatch): Float32Array | null {
+    const w = this.classWeights;
+    if (w === null) return null;
+    return Float32Array.from(batch.labels, (y) => w[y] ?? 1);
+  }
+
   fitTextOffsets(texts: Iterable<string>): number {
     const offsets = this.fusion.textOffsets;
     if (offsets === null) return 0;

@@ -443,6 +443,46 @@ describe('decoding modes', () => {
     expect(() => tinyModel({ text_offsets: { pairs: -1 } })).toThrow(/model\.text_offsets\.pairs/);
   });
 
+  it('class weights: each sample\'s loss weighs by its class (probe and answer tokens); equal weights change nothing; bad weights are refused', () => {
+    const subset = (b: EgmfBatch, keep: number[]): EgmfBatch => {
+      const rows = <T extends Float32Array | Uint8Array>(x: T, per: number): T => {
+        const out = new (x.constructor as new (n: number) => T)(keep.length * per);
+        keep.forEach((i, k) => out.set(x.subarray(i * per, (i + 1) * per), k * per));
+        return out;
+      };
+      return {
+        ...b, size: keep.length, ids: keep.map((i) => b.ids[i]!), texts: keep.map((i) => b.texts[i]!), labels: Float32Array.from(keep, (i) => b.labels[i]!),
+        audio: rows(b.audio, b.audioPadLen * b.audioDim), audioMask: rows(b.audioMask, b.audioPadLen),
+        vision: rows(b.vision, b.visionPadLen * b.visionDim), visionMask: rows(b.visionMask, b.visionPadLen),
+      };
+    };
+    for (const head of ['linear', 'llm'] as const) {
+      const m = build(tinyModel({ head, gating: { balance_weight: 0 }, aux_probe: { weight: head === 'llm' ? 0.5 : 0 } }), 3);
+      try {
+        const batch = makeBatch(6, 5); // labels 0, 1, 2, 0, 1, 2
+        const loss = (b: EgmfBatch) => tf.tidy(() => m.egmf.loss(b, { training: false }).dataSync()[0]!);
+        const plain = loss(batch);
+        m.egmf.setClassWeights(Float32Array.from([2, 2, 2]));
+        expect(loss(batch), head).toBeCloseTo(plain, 5);
+        m.egmf.setClassWeights(Float32Array.from([1, 1e-7, 1e-7]));
+        const only0 = loss(batch);
+        m.egmf.setClassWeights(null);
+        expect(only0, head).toBeCloseTo(loss(subset(batch, [0, 3])), 4);
+        expect(Math.abs(only0 - plain), head).toBeGreaterThan(1e-3);
+        expect(() => m.egmf.setClassWeights(Float32Array.from([1, 1]))).toThrow(/train\.class_weights.*need 3 positive weights, got \[1, 1\]/);
+        expect(() => m.egmf.setClassWeights(Float32Array.from([1, 0, 1]))).toThrow(/train\.class_weights.*need 3 positive weights/);
+      } finally {
+        m.dispose();
+      }
+    }
+    const reg = build(tinyModel(), 3, { kind: 'regression', range: [-3, 3] });
+    try {
+      expect(() => reg.egmf.setClassWeights(Float32Array.from([1]))).toThrow(/train\.class_weights.*classification task/);
+    } finally {
+      reg.dispose();
+    }
+  });
+
   it('grammarTokenizer needs an EOS token', () => {
     expect(() => grammarTokenizer({ encode: () => [], decode: () => '', eosTokenId: undefined }, undefined, 'tok/tokenizer_config.json')).toThrow(/tokenizer_config\.json.*eos_token/);
   });
