@@ -74,6 +74,16 @@ export class ModalityEncoder {
  *     than add signal. Width 64 instead of 32: 0.2087.
  *   - Also tried on the CPED linear head (seed 1111) and not kept: train.weight_decay 0.1
  *     (0.2114) and model.dropout 0.3 (0.2069), against 0.2119.
+ *   - Tried on the tensorflow backend (where the CPED linear head gives 0.2077 at seed 1111,
+ *     the full EGMF 0.2063) and not kept:
+ *       - `llm.pretrain_train_text` (the built-in LLM pretrained 1,200 steps with CPED's
+ *         training split added, 30,530 sentences; held-out loss 9.27 → 3.98): linear head
+ *         0.2125; full EGMF 0.2082 / 0.2091 / 0.2019 at seeds 1111 / 2222 / 3333
+ *         (0.206 ± 0.004), against 0.2063 at 1111 on the same backend and 0.207 / 0.207 /
+ *         0.206 on wasm. The embeddings gain a little; the LLM path does not.
+ *       - `train.class_weights`: linear head 0.2051 with sqrt (best at epoch 2), 0.1301
+ *         with balanced (its predictions spread to the rare classes that weighted F1
+ *         barely counts).
  */
 /** Checkpoint name of the text offsets' table. */
 export const TEXT_OFFSETS_PARAM = 'egmf.encoders.text.token_offsets';
