@@ -104,11 +104,12 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
 
   // The same data through the majority class and a TF-IDF text model: what "learned" means.
   const subset = trainSubset(train, cfg.data.limit_train, seed);
-  const baselines = cachedBaselines(meta, train.textsAndLabels(subset ?? undefined), valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
+  const trainData = train.textsAndLabels(subset ?? undefined); // read once: baselines, offsets and class weights
+  const baselines = cachedBaselines(meta, trainData, valid.textsAndLabels(), s.loaders.test?.textsAndLabels() ?? null, { metric: metricName, goal });
   say(describeBaselines(baselines, metricName));
   // Text offsets (`model.text_offsets`): the tokens of the samples this run trains on.
   if (s.model.fusion.textOffsets !== null) {
-    const n = s.model.fitTextOffsets(train.textsAndLabels(subset ?? undefined).texts);
+    const n = s.model.fitTextOffsets(trainData.texts);
     const pairs = cfg.model.text_offsets.pairs > 0 ? ` and ${s.model.fusion.textOffsets.pairList().length} of ${cfg.model.text_offsets.pairs} for adjacent pairs` : '';
     say(`text offsets: ${n} of ${cfg.model.text_offsets.vocab} rows for tokens${pairs} seen ≥ ${cfg.model.text_offsets.min_count} times in the ${subset === null ? `${cfg.data.train_split} split` : `${subset.length} training samples`}`);
   }
@@ -116,7 +117,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   // Class weights (`train.class_weights`): from the labels of the samples this run trains on.
   if (cfg.train.class_weights !== 'none') {
     if (meta.task !== 'classification') throw new EgmfError(`class weights need a classification dataset; ${meta.dataset} is ${meta.task}`, { key: 'train.class_weights' });
-    const w = classWeights(train.textsAndLabels(subset ?? undefined).labels, meta.labelNames!.length, cfg.train.class_weights);
+    const w = classWeights(trainData.labels, meta.labelNames!.length, cfg.train.class_weights);
     s.model.setClassWeights(w);
     say(`class weights (${cfg.train.class_weights}): ${meta.labelNames!.map((n, c) => `${n} ${w[c]!.toFixed(2)}`).join(', ')}`);
   }
