@@ -49,6 +49,12 @@ export interface TrainBenchBackend {
    * nothing grows with the run (allocators keep their high-water mark, so the first steps grow it).
    */
   rss_trace_mb: number[];
+  /**
+   * At the same points, V8's heap in use and the memory outside it (ArrayBuffers, the wasm
+   * heap, the native backend's buffers): tells which part of the process grows.
+   */
+  js_heap_trace_mb: number[];
+  external_trace_mb: number[];
   /** wasm only: the WebAssembly heap before and after the timed steps (it never shrinks). */
   wasm_heap_mb?: [number, number];
   /** Trainable parameters. */
@@ -179,13 +185,20 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
     const mb = (b: number) => Math.round(b / 2 ** 20);
     const quarters = new Set([1, 2, 3, 4].map((q) => Math.max(1, Math.round((q * steps) / 4))));
     const trace: number[] = [];
+    const jsTrace: number[] = [];
+    const extTrace: number[] = [];
     let samples = 0;
     const times: number[] = [];
     for (let i = 2; i < steps + 2; i++) {
       const t0 = performance.now();
       samples += run(i);
       times.push(performance.now() - t0);
-      if (quarters.has(i - 1)) trace.push(mb(process.memoryUsage().rss));
+      if (quarters.has(i - 1)) {
+        const m = process.memoryUsage();
+        trace.push(mb(m.rss));
+        jsTrace.push(mb(m.heapUsed));
+        extTrace.push(mb(m.external));
+      }
     }
     const after = tf.memory().numTensors;
     const rss1 = process.memoryUsage().rss;
@@ -205,6 +218,8 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       live_tensors: [before, after],
       rss_mb: [mb(rss0), mb(rss1)],
       rss_trace_mb: trace,
+      js_heap_trace_mb: jsTrace,
+      external_trace_mb: extTrace,
       ...(heap0 !== null && heap1 !== null ? { wasm_heap_mb: [mb(heap0), mb(heap1)] as [number, number] } : {}),
       parameters: [...setup.variables.values()].filter((v) => v.trainable).reduce((a, v) => a + v.size, 0),
     };

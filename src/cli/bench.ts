@@ -73,7 +73,8 @@ const trainTarget: BenchTarget = {
       const ours = 'kernels_per_step' in e;
       return `${b.padEnd(22)} ${String(e['ms_per_step']).padStart(6)} ms/step  ${ours ? `${String(e['samples_per_s']).padStart(7)} samples/s  ${String(e['kernels_per_step']).padStart(5)} kernels/step` : `torch ${String(e['torch'])}`.padEnd(39)}  ` +
         `peak RSS ${String(e['peak_rss_mb'])} MB  ${e['threads']} thread(s)${ratios[b] !== undefined ? `  ${ratios[b]}× PyTorch's speed` : ''}` +
-        (Array.isArray(e['rss_trace_mb']) ? `  RSS by quarter ${(e['rss_trace_mb'] as number[]).join('/')} MB` : '');
+        (Array.isArray(e['rss_trace_mb']) ? `  RSS by quarter ${(e['rss_trace_mb'] as number[]).join('/')} MB` : '') +
+        (Array.isArray(e['js_heap_trace_mb']) ? ` (V8 heap ${(e['js_heap_trace_mb'] as number[]).join('/')}, external ${(e['external_trace_mb'] as number[]).join('/')} MB)` : '');
     });
     return ['default tiny EGMF training step (synthetic MELD, built-in LLM shape, batch 16); ×PyTorch = PyTorch ms/step ÷ ours at the same threads:', ...lines].join('\n');
   },

@@ -19,6 +19,11 @@ describe('egmf bench --target train', () => {
     // RSS after each quarter of the timed steps (2 steps: quarters 1, 1, 2, 2 → 2 distinct points), and the wasm heap.
     expect(wasm['rss_trace_mb']).toHaveLength(2);
     for (const x of wasm['rss_trace_mb']) expect(x).toBeGreaterThan(0);
+    // At the same points, V8's heap and the memory outside it (the wasm heap among it).
+    for (const k of ['js_heap_trace_mb', 'external_trace_mb']) {
+      expect(wasm[k], k).toHaveLength(2);
+      for (const x of wasm[k]) expect(x, k).toBeGreaterThan(0);
+    }
     expect(wasm['wasm_heap_mb'][1]).toBeGreaterThanOrEqual(wasm['wasm_heap_mb'][0]);
     expect(wasm['wasm_heap_mb'][0]).toBeGreaterThan(0);
     // One step launches thousands of kernels; nothing leaks across steps.
