@@ -96,6 +96,8 @@ export class TextOffsets {
   readonly pairTable: tf.Variable | null;
   private readonly ids: Float32Array; // [vocab]: token id per row, -1 = unused
   private readonly pairIds: Float32Array | null; // [pairs, 2]: (first, second) token id per row, -1 = unused
+  /** token id → row + 1 (and pair key → row + 1), with the buffers they were built from. */
+  private maps: { ids: Float32Array; pairIds: Float32Array | null; rowOf: Map<number, number>; pairRow: Map<number, number> } | null = null;
 
   constructor(scope: Scope, readonly vocab: number, readonly width: number, readonly minCount: number, readonly pairs = 0) {
     this.table = scope.create('token_offsets', [vocab, width], 0);
@@ -133,6 +135,21 @@ export class TextOffsets {
     return chosen.length;
   }
 
+  /**
+   * The lookup maps, rebuilt only when the id buffers changed since they were built (by
+   * `fit`, or by loading weights into the buffers in place), so loaded buffers take effect
+   * at once without a rebuild of thousands of entries on every batch.
+   */
+  private rowMaps(): { rowOf: Map<number, number>; pairRow: Map<number, number> } {
+    const m = this.maps;
+    const same = (a: Float32Array | null, b: Float32Array | null) => a === b || (a !== null && b !== null && a.length === b.length && a.every((v, i) => v === b[i]));
+    if (m !== null && same(m.ids, this.ids) && same(m.pairIds, this.pairIds)) return m;
+    const rowOf = new Map(this.tokenIds().map((id, r) => [id, r + 1]));
+    const pairRow = new Map(this.pairList().map(([a, c], r) => [pairKey(a, c), r + 1]));
+    this.maps = { ids: this.ids.slice(), pairIds: this.pairIds?.slice() ?? null, rowOf, pairRow };
+    return this.maps;
+  }
+
   /** Token ids that have a row, in row order. */
   tokenIds(): number[] {
     return Array.from(this.ids).filter((id) => id >= 0);
@@ -152,15 +169,13 @@ export class TextOffsets {
    * one; zeros elsewhere and on padding.
    */
   apply(ids: readonly (readonly number[])[], len: number): tf.Tensor3D {
-    // Built per call from the buffers (a few thousand entries), so loaded buffers take effect at once.
     const b = ids.length;
     const gatherRows = (table: tf.Variable, idx: Int32Array): tf.Tensor => tf.gather(tf.concat([tf.zeros([1, this.width]), table], 0), tf.tensor1d(idx, 'int32'));
-    const rowOf = new Map(this.tokenIds().map((id, r) => [id, r + 1]));
+    const { rowOf, pairRow } = this.rowMaps();
     const idx = new Int32Array(b * len); // 0 = the zero row, r + 1 = row r
     for (let i = 0; i < b; i++) for (let j = 0; j < ids[i]!.length; j++) idx[i * len + j] = rowOf.get(ids[i]![j]!) ?? 0;
     let rows = gatherRows(this.table, idx);
     if (this.pairTable !== null) {
-      const pairRow = new Map(this.pairList().map(([a, c], r) => [pairKey(a, c), r + 1]));
       const pidx = new Int32Array(b * len);
       for (let i = 0; i < b; i++) for (let j = 0; j + 1 < ids[i]!.length; j++) pidx[i * len + j] = pairRow.get(pairKey(ids[i]![j]!, ids[i]![j + 1]!)) ?? 0;
       rows = tf.add(rows, gatherRows(this.pairTable, pidx));
