@@ -48,6 +48,8 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         max_vision_len: int(32, 1, 'Vision frames kept per sample (see shorten)'),
         shorten: { kind: 'enum', values: ['truncate', 'pool'], default: 'truncate', doc: 'Audio/vision longer than max_*_len: truncate = keep the first frames; pool = average runs of frames, keeping the whole utterance aligned in time' },
         max_text_tokens: int(48, 4, 'Text tokens kept per sample'),
+        context: int(0, 0, "Dialogue context: how many of the utterances before each sample in its dialogue (same dialogue_id, earlier utterance_index, same split) the text encoder reads before the utterance; 0 = the utterance alone", 64),
+        max_context_tokens: int(48, 1, 'Context tokens kept per sample (the most recent ones)'),
         bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
         limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
         limit_eval: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Score only the first N validation/test samples (whole batches; smoke runs such as reproduce --quick; baselines still use whole splits)' },
@@ -158,6 +160,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         adam_eps: { kind: 'number', default: 1e-4, min: 0, exclusiveMin: true, doc: 'AdamW epsilon (MSE-Adapter protocol: 1e-4)' },
         warmup_ratio: num(0.1, 0, 'Share of steps spent warming up', 1),
         grad_clip: num(1, 0, 'Global gradient-norm clip (0 = off)'),
+        ema: num(0, 0, 'Exponential moving average of the weights, decay per step (e.g. 0.999; 0 = off): validation, the best checkpoint and the scores use the averaged weights', 0.99999),
         class_weights: { kind: 'enum', values: ['none', 'balanced', 'sqrt'], default: 'none', doc: "Classification loss weight per class from the training samples' counts: balanced = 1/count (scikit-learn's), sqrt = 1/sqrt(count); scaled so the mean weight over samples is 1" },
         patience: int(8, 1, 'Early stopping: epochs without improvement of the validation metric'),
         metric: { kind: 'string', nullable: true, doc: 'Validation metric for early stopping (default: weighted_f1 or MAE)' },
@@ -202,6 +205,8 @@ export interface ExperimentConfig {
     max_vision_len: number;
     shorten: 'truncate' | 'pool';
     max_text_tokens: number;
+    context: number;
+    max_context_tokens: number;
     bucket: boolean;
     limit_train: number | null;
     limit_eval: number | null;
@@ -241,6 +246,7 @@ export interface ExperimentConfig {
     adam_eps: number;
     warmup_ratio: number;
     grad_clip: number;
+    ema: number;
     class_weights: 'none' | 'balanced' | 'sqrt';
     patience: number;
     metric: string | null;

@@ -47,6 +47,12 @@ export interface LoaderOptions {
   bucket?: number;
   /** The epoch iterated by `[Symbol.asyncIterator]` (default 0). */
   epoch?: number;
+  /**
+   * Dialogue context: each batch also carries, per sample, the texts of up to this many
+   * utterances that precede it in its dialogue (same `dialogue_id`, smaller
+   * `utterance_index`), oldest first, from the same split file(s). 0 = none (default).
+   */
+  context?: number;
 }
 
 /** One padded batch. Sequences are laid out row-major [B, L, D] and zero-padded. */
@@ -72,6 +78,12 @@ export interface Batch {
   visionLengths: Int32Array; // [B]
   visionPadLen: number;
   visionDim: number;
+  /**
+   * With the `context` option: per sample, the texts of the utterances before it in its
+   * dialogue, oldest first (empty for a dialogue's first utterance or a sample without a
+   * dialogue id).
+   */
+  contexts?: string[][];
   /** Dialogue context (null / -1 where the dataset has none). */
   dialogueIds: (string | null)[];
   utteranceIndex: Int32Array;
@@ -106,7 +118,7 @@ interface BufferSet {
 /** Released buffer sets kept for reuse; more would only hold memory. */
 const POOL_LIMIT = 4;
 
-const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'shorten', 'bucket', 'epoch']);
+const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'shorten', 'bucket', 'epoch', 'context']);
 const MAXLEN_KEYS = new Set(['text', 'audio', 'vision']);
 
 /** Validates loader options; errors name the option. */
@@ -125,7 +137,7 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
   if (opts.seed !== undefined && !(typeof opts.seed === 'number' && Number.isFinite(opts.seed))) {
     bad('seed', `must be a finite number, got ${JSON.stringify(opts.seed)}`);
   }
-  for (const k of ['bucket', 'epoch'] as const) {
+  for (const k of ['bucket', 'epoch', 'context'] as const) {
     if (opts[k] !== undefined && !nonNegInt(opts[k])) bad(k, `must be a non-negative integer, got ${JSON.stringify(opts[k])}`);
   }
   const maxLen = opts.maxLen ?? {};
@@ -140,6 +152,7 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
   return {
     batchSize: opts.batchSize, shuffle: opts.shuffle ?? false, seed: opts.seed ?? 0, dropLast: opts.dropLast ?? false,
     maxLen, shorten: opts.shorten ?? 'truncate', bucket: opts.bucket ?? 0, epoch: opts.epoch ?? 0,
+    context: opts.context ?? 0,
   };
 }
 
@@ -164,6 +177,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
   private readonly lengthKey: Float64Array;
   private readonly maxAudio: number;
   private readonly maxVision: number;
+  /** With `context`: per sample, the global indices of the utterances before it in its dialogue. */
+  private readonly contextOf: Int32Array[] | null;
   // Fresh zeroed memory costs page faults and GC; released batches hand their buffers back.
   private readonly pool: BufferSet[] = [];
   private readonly owned = new WeakMap<Batch, BufferSet>();
@@ -205,6 +220,35 @@ export class BatchLoader implements AsyncIterable<Batch> {
     });
     this.maxAudio = this.audioLen.reduce((m, x) => Math.max(m, x), 0);
     this.maxVision = this.visionLen.reduce((m, x) => Math.max(m, x), 0);
+    this.contextOf = this.opts.context > 0 ? this.dialogueContext(this.opts.context) : null;
+  }
+
+  /**
+   * Each sample's up to `k` predecessors in its dialogue: samples grouped by dialogue id,
+   * ordered by utterance index (file order where indices are missing or equal).
+   */
+  private dialogueContext(k: number): Int32Array[] {
+    const byDialogue = new Map<string, number[]>();
+    for (let g = 0; g < this.size; g++) {
+      const c = this.chunks[this.chunkOf[g]!]!;
+      const d = utf8All(c.dialogueId)[this.rowOf[g]!] ?? null;
+      if (d === null || d === '') continue;
+      let list = byDialogue.get(d);
+      if (list === undefined) byDialogue.set(d, (list = []));
+      list.push(g);
+    }
+    const index = (g: number): number => numberAt(this.chunks[this.chunkOf[g]!]!.utteranceIndex, this.rowOf[g]!) ?? -1;
+    const out = Array.from({ length: this.size }, () => new Int32Array(0));
+    for (const list of byDialogue.values()) {
+      list.sort((a, b) => index(a) - index(b) || a - b);
+      list.forEach((g, p) => (out[g] = Int32Array.from(list.slice(Math.max(0, p - k), p))));
+    }
+    return out;
+  }
+
+  /** The texts of the utterances before sample `g` in its dialogue (see the `context` option). */
+  private contextTexts(g: number): string[] {
+    return Array.from(this.contextOf![g]!, (h) => utf8All(this.chunks[this.chunkOf[h]!]!.text)[this.rowOf[h]!] ?? '');
   }
 
   get batchSize(): number {
@@ -242,11 +286,15 @@ export class BatchLoader implements AsyncIterable<Batch> {
     return dropLast ? batches.filter((b) => b.length === B) : batches;
   }
 
-  /** Full texts and labels of the given samples (default: all), in order; for baselines. */
-  textsAndLabels(indices?: ArrayLike<number>): { texts: string[]; labels: Float32Array } {
+  /**
+   * Full texts and labels of the given samples (default: all), in order; for baselines.
+   * With the `context` option, `contexts` holds each sample's preceding utterances too.
+   */
+  textsAndLabels(indices?: ArrayLike<number>): { texts: string[]; labels: Float32Array; contexts?: string[][] } {
     const n = indices?.length ?? this.size;
     const texts = new Array<string>(n);
     const labels = new Float32Array(n);
+    const contexts = this.contextOf === null ? undefined : new Array<string[]>(n);
     for (let i = 0; i < n; i++) {
       const g = indices === undefined ? i : indices[i]!;
       if (!Number.isInteger(g) || g < 0 || g >= this.size) throw new EgmfError(`sample index ${g} is outside 0..${this.size - 1}`, { file: this.files[0] });
@@ -254,8 +302,9 @@ export class BatchLoader implements AsyncIterable<Batch> {
       const r = this.rowOf[g]!;
       texts[i] = utf8All(c.text)[r] ?? '';
       labels[i] = c.label.values[r]!;
+      if (contexts !== undefined) contexts[i] = this.contextTexts(g);
     }
-    return { texts, labels };
+    return contexts === undefined ? { texts, labels } : { texts, labels, contexts };
   }
 
   /** Builds the padded batch of the given sample indices. */
@@ -270,6 +319,7 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const dialogueIds: (string | null)[] = new Array<string | null>(B);
     const speakers: (string | null)[] = new Array<string | null>(B);
     const utteranceIndex = new Int32Array(B);
+    const contexts = this.contextOf === null ? null : Array.from(indices, (g) => this.contextTexts(g));
     const audioLengths = new Int32Array(B);
     const visionLengths = new Int32Array(B);
     let La = 0;
@@ -309,6 +359,7 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const batch: Batch = {
       size: B, ids, texts, labels,
       ...(uni === null ? {} : { labelsT: uni[0], labelsA: uni[1], labelsV: uni[2] }),
+      ...(contexts === null ? {} : { contexts }),
       audio, audioMask, audioLengths, audioPadLen: La, audioDim: Da,
       vision, visionMask, visionLengths, visionPadLen: Lv, visionDim: Dv,
       dialogueIds, utteranceIndex, speakers,

@@ -99,6 +99,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     prompt,
     features: { audio: meta.audioDim, vision: meta.visionDim },
     maxTextTokens: cfg.data.max_text_tokens,
+    ...(cfg.data.context > 0 ? { maxContextTokens: cfg.data.max_context_tokens } : {}),
     seed,
   });
   const variables = namedVariables(model, lora);
@@ -126,6 +127,7 @@ export function evalLoaderOptions(cfg: ExperimentConfig, seed: number = cfg.seed
     seed,
     maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
     shorten: cfg.data.shorten,
+    ...(cfg.data.context > 0 ? { context: cfg.data.context } : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import { shuffleInPlace } from '../data/loader.ts';
 import type { Batch } from '../data/loader.ts';
 import seedrandom from 'seedrandom';
 import { AdamW } from './optimizer.ts';
+import { WeightEma } from './ema.ts';
 import { warmupCosine } from './schedule.ts';
 import { EarlyStopping } from './early-stopping.ts';
 import { Progress } from './progress.ts';
@@ -123,6 +124,11 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   }
 
   const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay, lrScale: (n) => lrScaleOf(cfg, n) });
+  // `train.ema`: validation, the best checkpoint and the final scores use the averaged weights.
+  const ema = cfg.train.ema > 0 ? new WeightEma(s.variables, cfg.train.ema) : null;
+  const modelBuffers = s.model.fusion.params.buffers;
+  const latestBuffers = ema === null ? modelBuffers : new Map([...modelBuffers, ...ema.buffers()]);
+  const averaged = <T>(f: () => T | Promise<T>): Promise<T> => (ema === null ? Promise.resolve(f()) : ema.withAverage(f));
   const es = new EarlyStopping(goal, cfg.train.patience);
   let state: TrainerState = {
     version: CHECKPOINT_VERSION, step: 0, epoch: 0, batchInEpoch: 0, seed, configDigest: digest,
@@ -134,7 +140,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
     if (saved.configDigest !== digest) {
       throw new EgmfError('the checkpoint was made with a different config or seed; resume with the same ones', { file: join(latestDir, 'state.json'), key: 'configDigest' });
     }
-    state = loadCheckpoint(latestDir, s.variables, opt, s.model.fusion.params.buffers);
+    state = loadCheckpoint(latestDir, s.variables, opt, latestBuffers);
     es.restore(state.earlyStopping);
     say(`resuming from step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
   }
@@ -146,7 +152,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const progress = new Progress({ total: totalSteps, label: `${cfg.name} seed ${seed}`, stream: o.progress });
   progress.tick(state.step);
   const checkpoint = async (st: TrainerState) => {
-    saveCheckpoint(latestDir, s.variables, opt, st, s.model.fusion.params.buffers);
+    saveCheckpoint(latestDir, s.variables, opt, st, latestBuffers);
     await logger.flush();
   };
 
@@ -161,6 +167,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       const batch = train.batch(plan[b]!);
       const lr = warmupCosine(state.step, { peak: cfg.train.lr, totalSteps, warmupRatio: cfg.train.warmup_ratio });
       const { loss, gradNorm } = trainStep(s, opt, batch, lr, state.step, cfg.train.grad_clip);
+      ema?.update();
       train.release(batch); // its tensors are disposed: the buffers can serve the next batch
       state.step += 1;
       state.batchInEpoch = b + 1;
@@ -175,13 +182,16 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every === 0) await checkpoint(state);
     }
     // End of an epoch (or of the step budget): validate, keep the best, maybe stop.
-    const v = evaluate(model, valid, meta, evalLimit);
-    const value = v.metrics[metricName];
-    if (value === undefined) {
-      throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
-    }
-    const { improved, stop } = es.update(value, epoch);
-    if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() }, s.model.fusion.params.buffers);
+    const { v, value, improved, stop } = await averaged(() => {
+      const v = evaluate(model, valid, meta, evalLimit);
+      const value = v.metrics[metricName];
+      if (value === undefined) {
+        throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
+      }
+      const { improved, stop } = es.update(value, epoch);
+      if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() }, modelBuffers);
+      return { v, value, improved, stop };
+    });
     logger.metrics(prefixed('valid', { ...v.metrics, ...v.gates }), state.step);
     logger.metrics({ ...logger.systemMetrics(), epoch: epoch + 1 }, state.step);
     state.history.push({ epoch, step: state.step, metrics: v.metrics });
@@ -199,7 +209,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   // The best epoch's weights, evaluated on valid and test.
-  if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null, s.model.fusion.params.buffers);
+  if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null, modelBuffers);
   const bestValid = evaluate(model, valid, meta, evalLimit);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);

@@ -244,6 +244,32 @@ describe('BatchLoader', () => {
     }
   });
 
+  it('gives each sample the texts before it in its dialogue (context), oldest first, in any batch order', async () => {
+    // Dialogues of the fixture: d{k} holds samples 4k+1..4k+3 (utterance index 1..3); 4k has none.
+    // A file whose rows are out of utterance order is put back in order.
+    const path = join(tmp.path, 'ctx', 'train.arrow');
+    const rows = [sample(3), sample(1), sample(0), sample(2), sample(5), sample(7)];
+    await writeSplit(path, meta, 'train', rows, { batchRows: 4 });
+    const l = openLoader(path, { batchSize: 6, context: 2, shuffle: true, seed: 5 });
+    const [b] = await collect(l);
+    const ctx = new Map(b!.ids.map((id, i) => [id, b!.contexts![i]]));
+    const text = (i: number) => sample(i).text;
+    expect(ctx.get('u1')).toEqual([]);
+    expect(ctx.get('u2')).toEqual([text(1)]);
+    expect(ctx.get('u3')).toEqual([text(1), text(2)]);
+    expect(ctx.get('u0')).toEqual([]); // no dialogue id
+    expect(ctx.get('u5')).toEqual([]);
+    expect(ctx.get('u7')).toEqual([text(5)]); // 6 is not in this file: the file's own utterances only
+    // Context 1 keeps the most recent one; textsAndLabels carries the same contexts.
+    const one = openLoader(path, { batchSize: 6, context: 1 });
+    const all = one.textsAndLabels();
+    expect(all.contexts![0]).toEqual([text(1), text(2)].slice(-1));
+    expect(all.contexts!.map((c) => c.length)).toEqual([1, 0, 0, 1, 0, 1]);
+    // Without the option batches have no contexts.
+    expect((await collect(openLoader(path, { batchSize: 6 })))[0]!.contexts).toBeUndefined();
+    expect(() => openLoader(path, { batchSize: 2, context: -1 })).toThrow(/key 'context': must be a non-negative integer/);
+  });
+
   it('refuses bad options and missing files with the key or file named', () => {
     const bad: [Partial<LoaderOptions> & Record<string, unknown>, RegExp][] = [
       [{ batchSize: 0 }, /key 'batchSize': must be a positive integer, got 0/],

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { columnIndex, readCsvTable } from '../../src/data/csv.ts';
 import type { DatasetMeta } from '../../src/data/schema.ts';
 import {
-  analyze, baselineValues, beats, cachedBaselines, computeBaselines, fitLogistic, fitRidge, predictProba, predictRidge, TfidfVectorizer,
+  analyze, baselineValues, beats, cachedBaselines, computeBaselines, fitLogistic, hstackCsr, fitRidge, predictProba, predictRidge, TfidfVectorizer,
 } from '../../src/train/baselines/index.ts';
 import type { Baselines } from '../../src/train/baselines/index.ts';
 import { classificationMetrics } from '../../src/train/metrics.ts';
@@ -137,6 +137,53 @@ describe('computeBaselines', () => {
     expect(b.tfidf!.valid.weighted_f1!).toBeGreaterThan(b.majority.valid.weighted_f1! + 0.1);
     expect(b.tfidf!.test!.weighted_f1!).toBeGreaterThan(b.majority.test!.weighted_f1! + 0.1);
     expect(baselineValues(b, 'weighted_f1')).toEqual({ majority: b.majority.valid.weighted_f1, tfidf: b.tfidf!.valid.weighted_f1 });
+  });
+
+  it('dialogue context: TF-IDF of the utterance beside TF-IDF of its context equals scikit-learn on the hstack of two vectorizers', () => {
+    // Real MELD dialogues: each utterance's context is the utterance before it in its dialogue.
+    const read = (file: string, limit: number) => {
+      const t = readCsvTable(join(SHARED_DATA, 'meld', file));
+      const [ti, li, di] = ['Utterance', 'Emotion', 'Dialogue_ID'].map((c) => columnIndex(t, c));
+      const rows = t.rows.slice(0, limit);
+      return {
+        texts: rows.map((r) => r[ti!]!), labels: rows.map((r) => MELD_META.labelNames!.indexOf(r[li!]!)),
+        contexts: rows.map((r, i) => (i > 0 && rows[i - 1]![di!] === r[di!] ? [rows[i - 1]![ti!]!] : [])),
+      };
+    };
+    const train = read('train_sent_emo.csv', 1500);
+    const valid = read('dev_sent_emo.csv', 400);
+    const b = computeBaselines(MELD_META, train, valid, null, { metric: 'weighted_f1', goal: 'max', cGrid: [4] });
+    expect(b.tfidf_context!.C).toBe(4);
+    const py = runPython(`
+import json, sys, scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+d = json.load(open(sys.argv[1]))
+u, c = TfidfVectorizer(ngram_range=(1, 2)), TfidfVectorizer(ngram_range=(1, 2))
+j = lambda s: [' '.join(x) for x in s['contexts']]
+X = sp.hstack([u.fit_transform(d['train']['texts']), c.fit_transform(j(d['train']))]).tocsr()
+V = sp.hstack([u.transform(d['valid']['texts']), c.transform(j(d['valid']))]).tocsr()
+m = LogisticRegression(C=4, max_iter=10000, tol=1e-10).fit(X, d['train']['labels'])
+print(json.dumps({'wf1': f1_score(d['valid']['labels'], m.predict(V), average='weighted'), 'cols': X.shape[1], 'ctx': len(c.vocabulary_)}))
+`, [(() => { const f = join(tmp.path, 'ctx.json'); writeFileSync(f, JSON.stringify({ train, valid })); return f; })()]);
+    expect(py.status, py.stderr).toBe(0);
+    const want = JSON.parse(py.stdout) as { wf1: number; cols: number; ctx: number };
+    expect(b.tfidf_context!.context_vocabulary).toBe(want.ctx);
+    expect(b.tfidf_context!.features.vocabulary + b.tfidf_context!.context_vocabulary).toBe(want.cols);
+    expect(b.tfidf_context!.valid.weighted_f1!).toBeCloseTo(want.wf1, 2);
+    expect(baselineValues(b, 'weighted_f1').tfidf_context).toBe(b.tfidf_context!.valid.weighted_f1);
+    // Without contexts there is no such baseline; contexts of the wrong length are named.
+    expect(computeBaselines(MELD_META, { texts: train.texts, labels: train.labels }, valid, null, { metric: 'weighted_f1', goal: 'max', cGrid: [4] }).tfidf_context).toBeUndefined();
+    expect(() => computeBaselines(MELD_META, { ...train, contexts: train.contexts.slice(1) }, valid, null, { metric: 'weighted_f1', goal: 'max' })).toThrow(/key 'data\.context'.*train split has 1500 texts but 1499 contexts/);
+  });
+
+  it('hstackCsr puts the second matrix\'s columns after the first\'s, row by row', () => {
+    const a = { rows: 2, cols: 3, indptr: Int32Array.from([0, 1, 3]), indices: Int32Array.from([2, 0, 1]), values: Float64Array.from([1, 2, 3]) };
+    const c = { rows: 2, cols: 2, indptr: Int32Array.from([0, 0, 1]), indices: Int32Array.from([1]), values: Float64Array.from([4]) };
+    const h = hstackCsr(a, c);
+    expect([h.rows, h.cols, Array.from(h.indptr), Array.from(h.indices), Array.from(h.values)]).toEqual([2, 5, [0, 1, 4], [2, 0, 1, 4], [1, 2, 3, 4]]);
+    expect(() => hstackCsr(a, { ...c, rows: 3 })).toThrow(/hstack of 2 and 3 rows/);
   });
 
   it('regression: the majority baseline predicts the training mean', () => {

@@ -37,6 +37,17 @@ function summary(dir: string): { test: Record<string, number>; history: unknown[
   return JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
 }
 
+/** `egmf eval` of a finished run folder gives the test scores the run printed (its --json line). */
+function expectEvalScoresAsRun(trainStdout: string, out: string): void {
+  const line = JSON.parse(trainStdout.trim().split('\n').pop()!) as { test: Record<string, number> };
+  const ev = runCli(['eval', '--checkpoint', out, '--split', 'test', '--json'], { env });
+  expect(ev.stderr).not.toMatch(/^error:/m);
+  expect(ev.status).toBe(0);
+  const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
+  expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
+  expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+}
+
 describe('egmf train', () => {
   it('is deterministic for a seed and config', async () => {
     const cfg = loadExperiment(CONFIG, SETS);
@@ -110,12 +121,12 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'metrics': r
     expect((JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { learned: boolean }).learned).toBe(false);
   });
 
-  it('resumes a killed run and ends with the same metrics as an uninterrupted one', async () => {
-    const sets = [...SETS, 'train.checkpoint_every=2', 'train.epochs=3'];
+  it.each([['plain', []], ['with a weight average (train.ema)', ['train.ema=0.9']]])('resumes a killed run and ends with the same metrics as an uninterrupted one (%s)', async (name, extra) => {
+    const sets = [...SETS, 'train.checkpoint_every=2', 'train.epochs=3', ...extra];
     const args = (out: string) => ['train', '--config', CONFIG, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out];
-    const full = runCli(args(join(tmp.path, 'full')), { env });
+    const full = runCli(args(join(tmp.path, `full-${name}`)), { env });
     expect(full.status).toBe(0);
-    const out = join(tmp.path, 'killed');
+    const out = join(tmp.path, `killed-${name}`);
     const child = spawn(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), ...args(out)], { env: { ...process.env, ...env }, stdio: 'ignore' });
     const state = join(out, 'checkpoints', 'latest', 'state.json');
     const t0 = Date.now();
@@ -137,8 +148,31 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'metrics': r
     const resumed = runCli([...args(out), '--resume'], { env });
     expect(resumed.stderr).toMatch(/resuming from step \d+/);
     expect(resumed.status).toBe(0);
-    expect(summary(out).test).toEqual(summary(join(tmp.path, 'full')).test);
-    expect(summary(out).history).toEqual(summary(join(tmp.path, 'full')).history);
+    expect(summary(out).test).toEqual(summary(join(tmp.path, `full-${name}`)).test);
+    expect(summary(out).history).toEqual(summary(join(tmp.path, `full-${name}`)).history);
+    if (extra.length > 0) {
+      // The average is what was validated and kept: other weights than the raw ones.
+      const best = (dir: string) => readFileSync(join(dir, 'best', 'fusion.safetensors'));
+      expect(best(out).equals(best(join(tmp.path, 'full-plain')))).toBe(false);
+    }
+  });
+
+  it('dialogue context on real MELD text: the text encoder reads the preceding utterance, the TF-IDF baseline gets it too, and `egmf eval` of the run folder scores as the run did', () => {
+    const cfg = join(REPO, 'experiments', 'meld-text.yaml');
+    const sets = ['data.limit_train=96', 'model.head=linear', 'train.epochs=1', 'llm.pretrain_steps=20', 'backend=wasm', 'model.text_offsets.vocab=300', 'data.context=1'];
+    const out = join(tmp.path, 'context-run');
+    const r = runCli(['train', '--config', cfg, ...sets.flatMap((s) => ['--set', s]), '--no-tracking', '--out', out, '--json'], { env });
+    expect(r.stderr).not.toMatch(/^error:/m);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/the same with the dialogue context \(C [\d.]+\) 0\.\d{4}/);
+    const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { baselines: Record<string, number>; baselines_detail: { tfidf_context: { context_vocabulary: number } } };
+    expect(s.baselines.tfidf_context).toBeGreaterThan(0);
+    expect(s.baselines_detail.tfidf_context.context_vocabulary).toBeGreaterThan(100);
+    expectEvalScoresAsRun(r.stdout, out);
+    // Context is text: a model without the text modality is refused by key.
+    const bad = runCli(['train', '--config', CONFIG, ...SETS.flatMap((x) => ['--set', x]), '--set', 'data.context=1', '--set', 'model.modalities=[audio,vision]', '--no-tracking', '--out', join(tmp.path, 'ctx-bad')], { env });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/key 'data\.context'.*needs the text modality/);
   });
 
   it('logs through a real MLflow server and keeps secrets out of the run', async () => {
@@ -183,13 +217,7 @@ print(json.dumps({'params': run.data.params, 'tags': run.data.tags, 'steps': sor
     const rows = Number(/text offsets: (\d+) of 300 rows for tokens seen ≥ 2 times in the 96 training samples/.exec(r.stderr)?.[1]);
     expect(rows).toBeGreaterThan(50); // 96 utterances share that many tokens
     expect(rows).toBeLessThanOrEqual(300);
-    const line = JSON.parse(r.stdout.trim().split('\n').pop()!) as { test: Record<string, number> };
-    const ev = runCli(['eval', '--checkpoint', out, '--split', 'test', '--json'], { env });
-    expect(ev.stderr).not.toMatch(/^error:/m);
-    expect(ev.status).toBe(0);
-    const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
-    expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
-    expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+    expectEvalScoresAsRun(r.stdout, out);
   });
 
   it('class weights on real MELD text: from the training samples\' labels, logged per class; a regression dataset is refused by key', () => {

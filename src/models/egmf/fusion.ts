@@ -22,6 +22,8 @@ export interface FusionDims {
   embeddingNorm: number;
   /** Outputs of the auxiliary probe (classes, or 1 for a score); without them there is no probe. */
   probeOutputs?: number;
+  /** The text encoder also reads dialogue context (`data.context`): a context embedding is learned. */
+  context?: boolean;
 }
 
 export interface FusionOutput {
@@ -45,6 +47,11 @@ export class FusionNetwork {
   readonly probe: Linear | null;
   /** Learned offsets on the text encoder's input (`text_offsets`), or null. */
   readonly textOffsets: TextOffsets | null;
+  /**
+   * With dialogue context (`data.context`): a learned vector [D_llm] added to the text
+   * encoder's input at the context tokens, so the encoder tells them from the utterance.
+   */
+  readonly contextEmbedding: tf.Variable | null;
 
   private readonly llmWidth: number;
 
@@ -74,6 +81,9 @@ export class FusionNetwork {
       // Zero-initialised: it draws nothing from the seeded stream, so the other weights are
       // those of the same config without it.
       this.textOffsets = cfg.text_offsets.vocab > 0 ? new TextOffsets(root.sub('encoders.text'), cfg.text_offsets.vocab, dims.inputs.text!, cfg.text_offsets.min_count, cfg.text_offsets.pairs) : null;
+      if (dims.context === true && !cfg.modalities.includes('text')) throw new EgmfError('dialogue context is text: it needs the text modality; set it to 0 without text', { key: 'data.context' });
+      // Zero-initialised too, for the same reason.
+      this.contextEmbedding = dims.context === true ? root.sub('encoders.text').create('context_embedding', [dims.inputs.text!], 0) : null;
     } catch (e) {
       this.params.dispose(); // no variables outlive a failed construction
       throw e;

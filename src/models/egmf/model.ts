@@ -35,7 +35,7 @@ export interface EgmfLlm {
 }
 
 /** The batch fields the model reads (a loader Batch fits). */
-export type EgmfBatch = Pick<Batch, 'size' | 'ids' | 'texts' | 'labels' | 'audio' | 'audioMask' | 'audioPadLen' | 'audioDim' | 'vision' | 'visionMask' | 'visionPadLen' | 'visionDim'>;
+export type EgmfBatch = Pick<Batch, 'size' | 'ids' | 'texts' | 'contexts' | 'labels' | 'audio' | 'audioMask' | 'audioPadLen' | 'audioDim' | 'vision' | 'visionMask' | 'visionPadLen' | 'visionDim'>;
 
 export interface EgmfModelOptions {
   /** The `model` section of the experiment config. */
@@ -50,6 +50,12 @@ export interface EgmfModelOptions {
   features: { audio?: number; vision?: number };
   /** Utterance tokens kept per sample. */
   maxTextTokens: number;
+  /**
+   * Dialogue context (`data.context`): the text encoder reads up to this many tokens of the
+   * batch's `contexts` (the most recent ones) before each utterance. Absent = no context.
+   * The LLM's prompt keeps the utterance alone; the context reaches it through the pseudo tokens.
+   */
+  maxContextTokens?: number;
   seed: number;
 }
 
@@ -79,6 +85,7 @@ export class EgmfModel {
   lastStats: LossStats | null = null;
   private classWeights: Float32Array | null = null;
   private readonly textCache = new Map<string, number[]>();
+  private readonly contextCache = new Map<string, number[]>();
   private dropoutCalls = 0;
   private dropoutStep = 0;
 
@@ -86,7 +93,7 @@ export class EgmfModel {
     const d = opts.llm.config.hiddenSize;
     const task = opts.grammar.task;
     const probeOutputs = task.kind === 'classification' ? task.labelNames.length : 1;
-    this.fusion = new FusionNetwork(opts.model, { inputs: { text: d, audio: opts.features.audio, vision: opts.features.vision }, llmWidth: d, embeddingNorm: this.embeddingNorm(), probeOutputs }, opts.seed);
+    this.fusion = new FusionNetwork(opts.model, { inputs: { text: d, audio: opts.features.audio, vision: opts.features.vision }, llmWidth: d, embeddingNorm: this.embeddingNorm(), probeOutputs, context: opts.maxContextTokens !== undefined }, opts.seed);
   }
 
   /**
@@ -345,15 +352,43 @@ export class EgmfModel {
   }
 
   private textInput(batch: EgmfBatch): ModalitySeq {
-    const ids = batch.ids.map((id, i) => this.textIds(id, batch.texts[i]!));
+    const utterances = batch.ids.map((id, i) => this.textIds(id, batch.texts[i]!));
+    const context = this.contextIds(batch);
+    const ids = context === null ? utterances : utterances.map((u, i) => [...context[i]!, ...u]);
     const len = Math.max(1, ...ids.map((t) => t.length));
     const padded = ids.map((t) => [...t, ...new Array<number>(len - t.length).fill(0)]);
     const mask = new Float32Array(batch.size * len);
     ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));
     const frozen = this.embed(padded); // [B, Tt, D_llm]
     const offsets = this.fusion.textOffsets;
-    const x = offsets === null ? frozen : (tf.add(frozen, offsets.apply(ids, len)) as tf.Tensor3D);
+    let x = offsets === null ? frozen : (tf.add(frozen, offsets.apply(ids, len)) as tf.Tensor3D);
+    const ctxEmb = this.fusion.contextEmbedding;
+    if (context !== null && ctxEmb !== null) {
+      const segment = new Float32Array(batch.size * len); // 1 at the context tokens
+      context.forEach((c, i) => segment.fill(1, i * len, i * len + c.length));
+      x = tf.add(x, tf.mul(tf.tensor3d(segment, [batch.size, len, 1]), ctxEmb)) as tf.Tensor3D;
+    }
     return { x, mask: tf.tensor2d(mask, [batch.size, len]) };
+  }
+
+  /**
+   * Each sample's dialogue context as token ids (its preceding utterances, each tokenized
+   * and truncated as an utterance is, joined oldest first, keeping the last
+   * `maxContextTokens`), or null when the model reads no context.
+   */
+  private contextIds(batch: EgmfBatch): number[][] | null {
+    const max = this.opts.maxContextTokens;
+    if (max === undefined) return null;
+    if (batch.contexts === undefined) throw new EgmfError('the model reads dialogue context but the batch has none (open its loader with the context option)', { key: 'data.context' });
+    return batch.contexts.map((texts) => {
+      const ids: number[] = [];
+      for (const t of texts) {
+        let tokens = this.contextCache.get(t);
+        if (tokens === undefined) this.contextCache.set(t, (tokens = this.opts.tokenizer.encode(t).slice(0, this.opts.maxTextTokens)));
+        ids.push(...tokens);
+      }
+      return ids.slice(Math.max(0, ids.length - max));
+    });
   }
 
   private ctx(training: boolean): ForwardCtx {

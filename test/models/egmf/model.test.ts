@@ -52,14 +52,14 @@ const CLS: AnswerTask = { kind: 'classification', labelNames: ['neutral', 'joy',
  * A 1-layer Qwen3 over the real Qwen3 vocabulary (seed 11) with LoRA on q/v, and an
  * EgmfModel on it whose fusion weights come from `seed`. A short custom prompt keeps steps fast.
  */
-function build(model: ModelCfg, seed: number, task: AnswerTask = CLS) {
+function build(model: ModelCfg, seed: number, task: AnswerTask = CLS, extra: { maxContextTokens?: number } = {}) {
   const cfg = makeDecoderConfig({ modelType: 'qwen3', vocabSize: 151936, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true });
   const decoder = Decoder.random(cfg, 11, { std: 0.5 });
   const lora = new LoraModel(decoder);
   lora.addAdapter('default', { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj'] }, { seed: 11 });
   const grammar = new AnswerGrammar(task, tok);
   const prompt = buildPromptParts(tok, 'en', task, task.kind === 'classification' ? ' Emotion {labels}:' : ' Sentiment {range}:');
-  const egmf = new EgmfModel({ model, llm: decoder, llmTrainable: () => lora.trainableVariables(), tokenizer: tok, grammar, prompt, features: { audio: AUDIO_DIM, vision: VISION_DIM }, maxTextTokens: 16, seed });
+  const egmf = new EgmfModel({ model, llm: decoder, llmTrainable: () => lora.trainableVariables(), tokenizer: tok, grammar, prompt, features: { audio: AUDIO_DIM, vision: VISION_DIM }, maxTextTokens: 16, ...extra, seed });
   return { egmf, decoder, lora, grammar, dispose: () => (egmf.dispose(), lora.dispose(), decoder.dispose()) };
 }
 
@@ -324,6 +324,51 @@ describe('decoding modes', () => {
       m0.dispose();
     }
     expect(() => tinyModel({ pseudo_tokens: -1 })).toThrow(/model\.pseudo_tokens/);
+  });
+
+  it('dialogue context: the text encoder reads the preceding utterances (the LLM prompt does not), so labels only the context tells apart are learned; a batch without contexts is refused', () => {
+    // Every utterance is the same; only the utterance before it tells the label.
+    const cues = ['I am so happy today!', 'This is terrible.', 'Okay, fine.'];
+    const base = makeBatch(6, 5); // labels 0, 1, 2, 0, 1, 2
+    const batch: EgmfBatch = { ...base, texts: base.texts.map(() => 'So what now?'), contexts: Array.from(base.labels, (y, i) => (i < 3 ? ['Hello there', cues[y]!] : [cues[y]!])) };
+    const cfg = tinyModel({ head: 'linear', aux_probe: { weight: 0 }, modalities: ['text'], experts: { semantic: { enabled: false } } });
+    const train = (m: ReturnType<typeof build>, b: EgmfBatch) => {
+      const opt = tf.train.adam(0.05);
+      for (let i = 0; i < 60; i++) opt.minimize(() => m.egmf.loss(b), false, m.egmf.fusion.variables());
+      opt.dispose();
+      return m.egmf.predict(b).values;
+    };
+    const withCtx = build(cfg, 3, CLS, { maxContextTokens: 12 });
+    const without = build(cfg, 3);
+    try {
+      const emb = withCtx.egmf.fusion.contextEmbedding!;
+      expect(emb.shape).toEqual([16]);
+      expect(Array.from(emb.dataSync()).every((v) => v === 0)).toBe(true); // zero at the start
+      expect(without.egmf.fusion.contextEmbedding).toBeNull();
+      expect(train(withCtx, batch)).toEqual(Array.from(batch.labels));
+      expect(Array.from(emb.dataSync()).some((v) => v !== 0)).toBe(true); // and it trains
+      expect(new Set(train(without, batch)).size).toBe(1); // the same utterance: one answer for all
+      const { contexts: _c, ...bare } = batch;
+      expect(() => withCtx.egmf.loss(bare)).toThrow(/key 'data\.context'.*batch has none/);
+    } finally {
+      withCtx.dispose();
+      without.dispose();
+    }
+    // The LLM's input is the utterance alone, context or not.
+    const llm = build(tinyModel(), 3, CLS, { maxContextTokens: 12 });
+    const plain = build(tinyModel(), 3);
+    try {
+      const seen: number[] = [];
+      for (const m of [llm, plain]) {
+        const forward = m.decoder.forward.bind(m.decoder);
+        m.decoder.forward = (...a: Parameters<typeof forward>) => (seen.push(a[0].inputsEmbeds!.shape[1]), forward(...a));
+        m.egmf.loss(batch, { training: false }).dispose();
+      }
+      expect(seen[0]).toBe(seen[1]);
+    } finally {
+      llm.dispose();
+      plain.dispose();
+    }
   });
 
   it('text offsets: the most frequent training tokens get a zero-initialised row that trains, others keep the frozen embedding; the rows survive save and load', () => {
