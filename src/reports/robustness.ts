@@ -301,10 +301,16 @@ export function featureStd(loader: BatchLoader, modality: 'audio' | 'vision'): F
   return std;
 }
 
-/** Audio/vision removed: no frames (the model reads one masked zero frame), lengths 0; text ''. */
+/**
+ * Audio/vision removed: no frames (the model reads one masked zero frame), lengths 0; text
+ * '' (and no dialogue context, which is text too).
+ */
 function dropModalities(b: Batch, ms: readonly Modality[]): Batch {
   const out: Batch = { ...b };
-  if (ms.includes('text')) out.texts = b.texts.map(() => '');
+  if (ms.includes('text')) {
+    out.texts = b.texts.map(() => '');
+    if (b.contexts !== undefined) out.contexts = b.contexts.map(() => []);
+  }
   if (ms.includes('audio')) {
     Object.assign(out, { audio: new Float32Array(0), audioMask: new Uint8Array(0), audioLengths: new Int32Array(b.size), audioPadLen: 0 });
   }
@@ -329,7 +335,7 @@ function addNoise(b: Batch, m: 'audio' | 'vision', sigma: number, std: Float64Ar
 }
 
 /** The batch transform of a perturbation (undefined: the identity). */
-function batchTransform(p: Perturbation, seed: number, loader: BatchLoader): ((b: Batch) => Batch) | undefined {
+export function batchTransform(p: Perturbation, seed: number, loader: BatchLoader): ((b: Batch) => Batch) | undefined {
   const key = (id: string) => `egmf-robustness/${seed}/${formatPerturbation(p)}/${id}`;
   switch (p.kind) {
     case 'none':
@@ -344,7 +350,11 @@ function batchTransform(p: Perturbation, seed: number, loader: BatchLoader): ((b
       return (b) => addNoise(b, p.modality, p.sigma, std, key);
     }
     default:
-      return (b) => ({ ...b, texts: b.texts.map((t, i) => perturbText(t, p, key(b.ids[i]!))) });
+      // The dialogue context, when the model reads one, is perturbed like the utterance (each of its utterances with a key of its own).
+      return (b) => ({
+        ...b, texts: b.texts.map((t, i) => perturbText(t, p, key(b.ids[i]!))),
+        ...(b.contexts !== undefined ? { contexts: b.contexts.map((c, i) => c.map((t, j) => perturbText(t, p, `${key(b.ids[i]!)}/context/${j}`))) } : {}),
+      });
   }
 }
 

@@ -16,10 +16,11 @@ import { evaluate } from '../../src/train/evaluate.ts';
 import { trainExperiment } from '../../src/train/trainer.ts';
 import type { TrainResult } from '../../src/train/trainer.ts';
 import {
-  bootstrapCI, describePerturbation, emotionLabelMap, evaluatePerturbed, featureStd, formatPerturbation, loadRun, metricFn,
+  batchTransform, bootstrapCI, describePerturbation, emotionLabelMap, evaluatePerturbed, featureStd, formatPerturbation, loadRun, metricFn,
   openTarget, parsePerturbation, perturbText, rescaleSentiment, robustnessCurve, seedCI, studentTQuantile, trapezoidAuc,
 } from '../../src/reports/robustness.ts';
 import type { LoadedRun, Perturbation } from '../../src/reports/robustness.ts';
+import type { Batch } from '../../src/data/loader.ts';
 import { REPO, errorOf, setEnv, tempDir } from '../helpers.ts';
 
 const tmp = tempDir('egmf-robust-');
@@ -215,6 +216,20 @@ describe('evaluatePerturbed on a trained synthetic MELD run', () => {
     const b = evaluatePerturbed(run, parsePerturbation('token_dropout:0.5'), { limit: 16, seed: 1 });
     expect(a).toEqual(b);
     expect(a.n).toBe(16);
+  });
+
+  it('a dialogue context is text: removed with the text, perturbed like it (each utterance on its own key)', () => {
+    const b = { size: 2, ids: ['a', 'b'], texts: ['so what now', 'fine'], contexts: [['hello there my friend', 'this is terrible news'], []] } as unknown as Batch;
+    const loader = run.setup.loaders.valid!;
+    const dropped = batchTransform(parsePerturbation('drop:text'), 1, loader)!(b);
+    expect(dropped.texts).toEqual(['', '']);
+    expect(dropped.contexts).toEqual([[], []]);
+    const gone = batchTransform(parsePerturbation('token_dropout:1'), 1, loader)!(b);
+    expect(gone.contexts).toEqual([['', ''], []]);
+    const some = batchTransform(parsePerturbation('word_shuffle:1'), 1, loader)!(b);
+    expect(some.contexts![0]!.map((t) => t.split(' ').sort())).toEqual(b.contexts![0]!.map((t) => t.split(' ').sort()));
+    expect(some.contexts![0]).not.toEqual(b.contexts![0]);
+    expect(batchTransform(parsePerturbation('drop:text'), 1, loader)!({ ...b, contexts: undefined }).contexts).toBeUndefined();
   });
 
   it('robustnessCurve: the primary metric per level and its trapezoid area', () => {
