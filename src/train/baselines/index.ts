@@ -219,15 +219,10 @@ export function baselineMetrics(b: Baselines): Record<string, number> {
 /** One line for the run's log: each baseline's validation value of `metric`. */
 export function describeBaselines(b: Baselines, metric: string): string {
   const v = baselineValues(b, metric);
+  const hp = (t: TfidfBaseline) => (t.C !== undefined ? `C ${t.C}` : `alpha ${t.alpha}`);
   const parts = [`majority class ${v.majority?.toFixed(4) ?? 'n/a'}`];
-  if (b.tfidf) {
-    const hp = b.tfidf.C !== undefined ? `C ${b.tfidf.C}` : `alpha ${b.tfidf.alpha}`;
-    parts.push(`TF-IDF (${b.tfidf.features.analyzer} ${b.tfidf.features.ngram.join('-')}-grams) + ${b.tfidf.model} (${hp}) ${v.tfidf?.toFixed(4) ?? 'n/a'}`);
-  }
-  if (b.tfidf_context) {
-    const hp = b.tfidf_context.C !== undefined ? `C ${b.tfidf_context.C}` : `alpha ${b.tfidf_context.alpha}`;
-    parts.push(`the same with the dialogue context (${hp}) ${v.tfidf_context?.toFixed(4) ?? 'n/a'}`);
-  }
+  if (b.tfidf) parts.push(`TF-IDF (${b.tfidf.features.analyzer} ${b.tfidf.features.ngram.join('-')}-grams) + ${b.tfidf.model} (${hp(b.tfidf)}) ${v.tfidf?.toFixed(4) ?? 'n/a'}`);
+  if (b.tfidf_context) parts.push(`the same with the dialogue context (${hp(b.tfidf_context)}) ${v.tfidf_context?.toFixed(4) ?? 'n/a'}`);
   return `baselines, valid ${metric}: ${parts.join(', ')}`;
 }
 
