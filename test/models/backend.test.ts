@@ -80,6 +80,26 @@ describe('wasm kernel fixes (checked against cpu)', () => {
     expect(Array.from(a.dataSync())).toEqual(Array.from(before));
   });
 
+  it('comparisons between broadcast shapes (a JS loop on wasm) match cpu, for every comparison and dtype', async () => {
+    const cases: [number[], number[], tf.DataType][] = [[[4, 3, 5], [4, 1, 5], 'float32'], [[2, 1, 3], [4, 1], 'float32'], [[3, 4], [4], 'int32'], [[1, 6], [5, 1], 'int32'], [[2, 3, 4], [2, 3, 4], 'float32'], [[2, 3], [1], 'float32']];
+    const ops = [tf.equal, tf.notEqual, tf.greater, tf.greaterEqual, tf.less, tf.lessEqual];
+    for (const [sa, sb, dtype] of cases) {
+      // Few distinct values, so that every comparison meets ties.
+      const values = (shape: number[], seed: number) => Array.from({ length: shape.reduce((p, d) => p * d, 1) }, (_, i) => ((i * 7 + seed) % 5) - 2);
+      const run = async (backend: string) => {
+        await tf.setBackend(backend);
+        const a = tf.tensor(values(sa, 1), sa, dtype);
+        const b = tf.tensor(values(sb, 3), sb, dtype);
+        const out = ops.map((op) => { const r = op(a, b); expect(r.dtype).toBe('bool'); return { shape: r.shape, v: Array.from(r.dataSync()) }; });
+        tf.dispose([a, b]);
+        return out;
+      };
+      expect(await run('wasm'), `${sa} vs ${sb} (${dtype})`).toEqual(await run('cpu'));
+    }
+    await tf.setBackend('wasm');
+    expect(() => tf.equal(tf.zeros([2, 3]), tf.zeros([4, 3]))).toThrow(/broadcast/i);
+  });
+
   it('fused matMul with transposes and batches, maxPool gradient, float one-hot are right', async () => {
     await expectWasmMatchesCpu(() => [rand([2, 4, 3], 6), rand([2, 5, 4], 7), rand([5], 8)], (a, b, bias) =>
       tf.fused.matMul({ a: a as tf.Tensor3D, b: b as tf.Tensor3D, transposeA: true, transposeB: true, bias, activation: 'relu' }), 1e-4, []);

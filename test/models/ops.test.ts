@@ -57,8 +57,8 @@ describe('ops: forward and backward on wasm match cpu', () => {
     tf.dispose([x, tanhForm]);
   });
 
-  it('rmsNorm, layerNorm and gelu: their written-out gradients equal autograd of the formulas', async () => {
-    await tf.setBackend('cpu');
+  it.each(['cpu', 'wasm'])('rmsNorm, layerNorm, gelu, rope, linear: their written-out gradients equal autograd of the formulas (%s)', async (backend) => {
+    await tf.setBackend(backend);
     const refRms = (x: tf.Tensor, w: tf.Tensor | null, eps: number) => {
       const u = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
       return w === null ? u : tf.mul(u, w);
@@ -71,13 +71,26 @@ describe('ops: forward and backward on wasm match cpu', () => {
     const w = rand([8], 31);
     const frozen = tf.variable(rand([8], 32), false);
     const weights = tf.sin(tf.range(0, 48));
-    const loss = (f: (...xs: tf.Tensor[]) => tf.Tensor) => (...xs: tf.Tensor[]) => tf.sum(tf.mul(tf.reshape(f(...xs), [-1]), weights));
+    // rope: the rotate_half of HF (split, negate, concat) through autograd.
+    const x4 = tf.reshape(rand([2, 3, 8], 35), [1, 2, 3, 8]) as tf.Tensor4D;
+    const { cos, sin } = ops.ropeTables(ops.defaultPositions(1, 3), 1, 8, 10000);
+    const refRope = (a: tf.Tensor) => {
+      const [a1, a2] = tf.split(a, 2, 3);
+      return tf.add(tf.mul(a, cos), tf.mul(tf.concat([tf.neg(a2!), a1!], 3), sin));
+    };
+    const loss = (f: (...xs: tf.Tensor[]) => tf.Tensor) => (...xs: tf.Tensor[]) => {
+      const y = tf.reshape(f(...xs), [-1]);
+      return tf.sum(tf.mul(y, tf.slice(weights, 0, y.size)));
+    };
     const cases: [string, (...xs: tf.Tensor[]) => tf.Tensor, (...xs: tf.Tensor[]) => tf.Tensor, tf.Tensor[]][] = [
       ['rms, trainable w', (a, b) => ops.rmsNorm(a!, b!, 1e-6), (a, b) => refRms(a!, b!, 1e-6), [x, w]],
       ['rms, no w', (a) => ops.rmsNorm(a!, null, 1e-10), (a) => refRms(a!, null, 1e-10), [x]],
       ['rms, frozen w', (a) => ops.rmsNorm(a!, frozen, 1e-6), (a) => refRms(a!, frozen, 1e-6), [x]],
       ['gelu', (a) => ops.gelu(a!), (a) => tf.mul(a!, tf.sigmoid(tf.mul(1.5957691216057308, tf.add(a!, tf.mul(0.044715, tf.mul(a!, tf.square(a!))))))), [x]],
       ['layer norm', (a, g, b) => ops.layerNorm(a!, g as tf.Tensor1D, b as tf.Tensor1D), (a, g, b) => refLn(a!, g!, b!), [x, w, rand([8], 33)]],
+      ['rope', (a) => ops.rope(a as tf.Tensor4D, cos, sin), (a) => refRope(a!), [x4]],
+      ['linear with bias', (a, m, b) => ops.linear(a!, m as tf.Tensor2D, b as tf.Tensor1D), (a, m, b) => tf.add(tf.reshape(tf.matMul(tf.reshape(a!, [6, 8]), m as tf.Tensor2D), [2, 3, 8]), b!), [x, rand([8, 8], 34), w]],
+      ['columnSum', (a) => ops.columnSum(tf.reshape(a!, [6, 8]) as tf.Tensor2D), (a) => tf.sum(tf.reshape(a!, [6, 8]), 0), [x]],
     ];
     for (const [what, f, ref, inputs] of cases) {
       expectClose(f(...inputs).dataSync(), ref(...inputs).dataSync(), 1e-5, `${what} value`);

@@ -15,6 +15,10 @@
  *    transposed products (attention, and every matMul gradient) ran a scalar loop, 40% of a
  *    tiny-EGMF step. They now run as one fast 2-D product per batch entry on views of the
  *    heap, transposed operands first copied to a scratch buffer.
+ *  - Comparisons (`Equal`, `Less`, ...) between two non-scalar tensors of different shapes
+ *    ran a per-element index computation: 1.4 ms at [16, 48, 32] vs [16, 1, 32] (the
+ *    gradient of max pooling), against 15 µs for `Sub` on the same shapes. They now run a
+ *    JS loop over the heap that walks the broadcast axes with strides.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
@@ -97,6 +101,10 @@ export function registerWasmKernelFixes(): void {
       },
     });
   }
+  COMPARISONS.forEach((name, op) => {
+    const prev = tf.getKernel(name, 'wasm');
+    if (prev !== undefined) replaceKernel({ kernelName: name, backendName: 'wasm', kernelFunc: broadcastCompare(op, prev.kernelFunc) as unknown as KernelFunc });
+  });
   const fused = tf.getKernel('_FusedMatMul', 'wasm');
   if (fused !== undefined) {
     const viaCpu = cpuFallback('_FusedMatMul');
@@ -111,6 +119,75 @@ export function registerWasmKernelFixes(): void {
         return plain2d ? fused.kernelFunc(args) : viaCpu(args);
       },
     });
+  }
+}
+
+/** Comparison kernels, numbered for the loop of broadcastCompare. */
+const COMPARISONS = ['Equal', 'NotEqual', 'Greater', 'GreaterEqual', 'Less', 'LessEqual'] as const;
+
+interface BinaryArgs {
+  inputs: { a: TensorInfo; b: TensorInfo };
+  backend: WasmBackendLike;
+}
+
+/**
+ * a ⋈ b → bool with numpy broadcasting, for two non-scalar inputs of different shapes;
+ * everything else (equal shapes, a scalar side, non-numeric dtypes) goes to wasm's kernel.
+ */
+function broadcastCompare(op: number, fallback: KernelFunc): (args: BinaryArgs) => TensorInfo {
+  return (args) => {
+    const { a, b } = args.inputs;
+    const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+    const numeric = (t: TensorInfo) => t.dtype === 'float32' || t.dtype === 'int32';
+    if (a.shape.join(',') === b.shape.join(',') || size(a.shape) === 1 || size(b.shape) === 1 || !numeric(a) || !numeric(b)) {
+      return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
+    }
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const rank = shape.length;
+    // Strides of each input over the output's axes: 0 along an axis the input broadcasts.
+    const strides = (s: number[]) => {
+      const st = new Array<number>(rank).fill(0);
+      let acc = 1;
+      for (let i = s.length - 1; i >= 0; i--) {
+        if (s[i] !== 1) st[rank - s.length + i] = acc;
+        acc *= s[i]!;
+      }
+      return st;
+    };
+    const values = new Uint8Array(size(shape));
+    compareRows(op, args.backend.typedArrayFromHeap(a), args.backend.typedArrayFromHeap(b), values, shape, strides(a.shape), strides(b.shape));
+    return args.backend.makeOutput(shape, 'bool', undefined, values);
+  };
+}
+
+/** Row by row over the last axis, an odometer over the outer axes. */
+function compareRows(op: number, av: ArrayLike<number>, bv: ArrayLike<number>, out: Uint8Array, shape: number[], sa: number[], sb: number[]): void {
+  const rank = shape.length;
+  const last = shape[rank - 1]!;
+  const la = sa[rank - 1]!;
+  const lb = sb[rank - 1]!;
+  const idx = new Array<number>(rank).fill(0);
+  let ia = 0;
+  let ib = 0;
+  for (let o = 0; o < out.length; o += last) {
+    // One loop per comparison: a call through a function value per element ran 4x slower.
+    switch (op) {
+      case 0: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! === bv[ib + j * lb]! ? 1 : 0; break;
+      case 1: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! !== bv[ib + j * lb]! ? 1 : 0; break;
+      case 2: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! > bv[ib + j * lb]! ? 1 : 0; break;
+      case 3: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! >= bv[ib + j * lb]! ? 1 : 0; break;
+      case 4: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! < bv[ib + j * lb]! ? 1 : 0; break;
+      default: for (let j = 0; j < last; j++) out[o + j] = av[ia + j * la]! <= bv[ib + j * lb]! ? 1 : 0;
+    }
+    for (let ax = rank - 2; ax >= 0; ax--) {
+      idx[ax]!++;
+      ia += sa[ax]!;
+      ib += sb[ax]!;
+      if (idx[ax]! < shape[ax]!) break;
+      ia -= sa[ax]! * shape[ax]!;
+      ib -= sb[ax]! * shape[ax]!;
+      idx[ax] = 0;
+    }
   }
 }
 
