@@ -63,6 +63,7 @@ describe('wasm kernel fixes (checked against cpu)', () => {
       [[1, 5, 4], [3, 4, 6], false, false], // a broadcast over b's batch
       [[2, 3, 5, 4], [4, 6], false, false], // a broadcast over a's batch
       [[1, 5, 4], [3, 5, 6], true, false],
+      [[3, 5, 4], [1, 6, 4], false, true], // a broadcast over a's batch, b transposed
     ];
     let seed = 20;
     for (const [sa, sb, ta, tb] of cases) {
