@@ -81,6 +81,35 @@ describe('wasm kernel fixes (checked against cpu)', () => {
     expect(Array.from(a.dataSync())).toEqual(Array.from(before));
   });
 
+  it('gather (row copies on wasm) matches cpu on every axis, dtype and index shape; a bad index is named', async () => {
+    const cases: [number[], tf.DataType, number[], number[], number, number][] = [
+      [[6, 4], 'float32', [2, 3], [5, 0, 0, 2, 5, 1], 0, 0],
+      [[3, 5, 2], 'float32', [4], [4, 0, 4, 2], 1, 0],
+      [[3, 5, 2], 'int32', [1, 2], [1, 0], -1, 0],
+      [[4, 3], 'bool', [3], [3, 3, 0], 0, 0],
+      [[2, 4, 3], 'float32', [2, 2], [3, 0, 1, 1], 1, 1], // batchDims 1: wasm's own kernel
+    ];
+    for (const [shape, dtype, ishape, ids, axis, batchDims] of cases) {
+      const values = Array.from({ length: shape.reduce((p, d) => p * d, 1) }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i * 3 - 7 : Math.sin(i)));
+      const run = async (backend: string) => {
+        await tf.setBackend(backend);
+        const x = tf.tensor(values as number[], shape, dtype);
+        const r = tf.gather(x, tf.tensor(ids, ishape, 'int32'), axis, batchDims);
+        const out = { shape: r.shape, dtype: r.dtype, v: Array.from(r.dataSync()) };
+        tf.dispose([x, r]);
+        return out;
+      };
+      expect(await run('wasm'), `[${shape}] ${dtype} axis ${axis}`).toEqual(await run('cpu'));
+    }
+    await tf.setBackend('wasm');
+    const [table, bad, negative] = [tf.zeros([3, 2]), tf.tensor1d([0, 3], 'int32'), tf.tensor1d([-1], 'int32')];
+    const buffers = tf.engine().backend.numDataIds();
+    expect(() => tf.gather(table, bad)).toThrow(/index value 3 is not in \[0, 2\]/);
+    expect(() => tf.gather(table, negative)).toThrow(/index value -1/);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers); // no output left behind on the heap
+    tf.dispose([table, bad, negative]);
+  });
+
   it('comparisons between broadcast shapes (a JS loop on wasm) match cpu, for every comparison and dtype', async () => {
     const cases: [number[], number[], tf.DataType][] = [[[4, 3, 5], [4, 1, 5], 'float32'], [[2, 1, 3], [4, 1], 'float32'], [[3, 4], [4], 'int32'], [[1, 6], [5, 1], 'int32'], [[2, 3, 4], [2, 3, 4], 'float32'], [[2, 3], [1], 'float32']];
     const ops = [tf.equal, tf.notEqual, tf.greater, tf.greaterEqual, tf.less, tf.lessEqual];
