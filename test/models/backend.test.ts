@@ -81,6 +81,42 @@ describe('wasm kernel fixes (checked against cpu)', () => {
     expect(Array.from(a.dataSync())).toEqual(Array.from(before));
   });
 
+  it('slice, split, unstack and concat (heap copies on wasm) match cpu on every axis and dtype; bad split sizes are named', async () => {
+    const values = (shape: number[], dtype: tf.DataType) => Array.from({ length: shape.reduce((p, d) => p * d, 1) }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i * 5 - 40 : Math.cos(i)));
+    const ops: [string, number[], tf.DataType, (x: tf.Tensor) => tf.Tensor | tf.Tensor[]][] = [
+      ['slice 3-D inner', [4, 6, 5], 'float32', (x) => tf.slice(x, [1, 2, 1], [2, 3, 3])],
+      ['slice 4-D, -1 sizes', [2, 3, 4, 5], 'float32', (x) => tf.slice(x, [1, 0, 2, 0], [-1, 2, -1, -1])],
+      ['slice whole inner axes', [3, 4, 5], 'int32', (x) => tf.slice(x, [0, 1, 0], [3, 2, 5])],
+      ['slice 1-D', [9], 'bool', (x) => tf.slice(x, [2], [5])],
+      ['split last axis in 3', [2, 4, 9], 'float32', (x) => tf.split(x, 3, 2)],
+      ['split sizes with -1', [5, 7], 'int32', (x) => tf.split(x, [2, -1, 1], 1)],
+      ['split first axis', [6, 2], 'bool', (x) => tf.split(x, [1, 5], 0)],
+      ['unstack axis 0', [3, 2, 4], 'float32', (x) => tf.unstack(x, 0)],
+      ['unstack axis 1', [3, 2, 4], 'int32', (x) => tf.unstack(x, 1)],
+      ['unstack last axis', [2, 3], 'bool', (x) => tf.unstack(x, -1)],
+      ['concat last axis', [2, 3, 4], 'float32', (x) => tf.concat([x, tf.slice(x, [0, 0, 1], [-1, -1, 2]), x], 2)],
+      ['concat axis 1, one empty', [2, 3, 4], 'int32', (x) => tf.concat([x, tf.slice(x, [0, 0, 0], [-1, 0, -1]), tf.slice(x, [0, 1, 0], [-1, 2, -1])], 1)],
+      ['concat axis 0', [2, 3], 'bool', (x) => tf.concat([x, x], 0)],
+    ];
+    for (const [what, shape, dtype, f] of ops) {
+      const run = async (backend: string) => {
+        await tf.setBackend(backend);
+        const x = tf.tensor(values(shape, dtype) as number[], shape, dtype);
+        const r = f(x);
+        const outs = (Array.isArray(r) ? r : [r]).map((t) => ({ shape: t.shape, dtype: t.dtype, v: Array.from(t.dataSync()) }));
+        tf.dispose([x, ...(Array.isArray(r) ? r : [r])]);
+        return outs;
+      };
+      expect(await run('wasm'), what).toEqual(await run('cpu'));
+    }
+    await tf.setBackend('wasm');
+    const k = tf.getKernel('SplitV', 'wasm')!;
+    const x = tf.zeros([2, 5]);
+    expect(() => k.kernelFunc({ inputs: { x }, backend: tf.backend(), attrs: { numOrSizeSplits: [2, 2], axis: 1 } })).toThrow(/sizes \[2, 2\] do not add up to axis 1 of size 5/);
+    expect(() => k.kernelFunc({ inputs: { x }, backend: tf.backend(), attrs: { numOrSizeSplits: 2, axis: 1 } })).toThrow(/size 5 does not split into 2 equal parts/);
+    x.dispose();
+  });
+
   it('gather (row copies on wasm) matches cpu on every axis, dtype and index shape; a bad index is named', async () => {
     const cases: [number[], tf.DataType, number[], number[], number, number][] = [
       [[6, 4], 'float32', [2, 3], [5, 0, 0, 2, 5, 1], 0, 0],

@@ -19,6 +19,10 @@
  *    ran a per-element index computation: 1.4 ms at [16, 48, 32] vs [16, 1, 32] (the
  *    gradient of max pooling), against 15 µs for `Sub` on the same shapes. They now run a
  *    JS loop over the heap that walks the broadcast axes with strides.
+ *  - `Slice` (and `SplitV` and `Unpack`, which call it) copied the whole input out of the
+ *    heap on every call and then each row through a new subarray: 1.3 ms to split
+ *    [16, 48, 160] into five. They now read the heap in place and copy runs directly;
+ *    `Concat` too. Runs are `copyWithin` calls on the heap: split 1.3 ms → 0.1 ms.
  *  - `GatherV2` took ~25 ns an element whatever the table (1.7 ms for 1,248 rows of 64, the
  *    embedding lookup of a tiny-EGMF step): it now copies whole rows of the heap.
  */
@@ -31,6 +35,7 @@ interface WasmBackendLike extends KernelBackend {
   dataIdMap: { get(dataId: tf.DataId): { id: number; memoryOffset: number } | undefined };
   wasm: {
     HEAPF32: Float32Array;
+    HEAPU8: Uint8Array;
     _malloc(bytes: number): number;
     _free(ptr: number): void;
     cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
@@ -104,6 +109,12 @@ export function registerWasmKernelFixes(): void {
       },
     });
   }
+  for (const name of ['Slice', 'SplitV', 'Unpack']) {
+    const prev = tf.getKernel(name, 'wasm');
+    if (prev !== undefined) replaceKernel({ kernelName: name, backendName: 'wasm', kernelFunc: slicing(name, prev.kernelFunc) });
+  }
+  const concat = tf.getKernel('Concat', 'wasm');
+  if (concat !== undefined) replaceKernel({ kernelName: 'Concat', backendName: 'wasm', kernelFunc: (args) => concatRuns(args as unknown as ConcatArgs, concat.kernelFunc) });
   const gather = tf.getKernel('GatherV2', 'wasm');
   if (gather !== undefined) replaceKernel({ kernelName: 'GatherV2', backendName: 'wasm', kernelFunc: (args) => gatherRows(args as unknown as GatherArgs, gather.kernelFunc) });
   COMPARISONS.forEach((name, op) => {
@@ -125,6 +136,127 @@ export function registerWasmKernelFixes(): void {
       },
     });
   }
+}
+
+/**
+ * Slice, SplitV and Unpack as strided copies within the heap (string tensors: wasm's own).
+ * Unpack's outputs are its slices with the unpacked axis dropped from the shape.
+ */
+function slicing(name: string, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const wasm = args.backend as WasmBackendLike;
+    const x = (args.inputs['x'] ?? args.inputs['value']) as TensorInfo;
+    if (!['float32', 'int32', 'bool'].includes(x.dtype)) return fallback(args);
+    const attrs = args.attrs as Record<string, unknown>;
+    const rank = x.shape.length;
+    if (name === 'Slice') {
+      const [begin, size] = tf.slice_util.parseSliceParams(x, attrs['begin'] as number[], attrs['size'] as number[]);
+      return sliceOut(wasm, x, begin!, size!, size!);
+    }
+    const axis = tf.util.parseAxisParam(attrs['axis'] as number, x.shape)[0]!;
+    const dim = x.shape[axis]!;
+    let sizes: number[];
+    if (name === 'Unpack') sizes = new Array<number>(dim).fill(1);
+    else {
+      const splits = attrs['numOrSizeSplits'] as number | number[];
+      if (typeof splits === 'number') {
+        if (dim % splits !== 0) throw new Error(`SplitV: axis ${axis} of size ${dim} does not split into ${splits} equal parts`);
+        sizes = new Array<number>(splits).fill(dim / splits);
+      } else {
+        const known = splits.filter((v) => v !== -1).reduce((a, b) => a + b, 0);
+        sizes = splits.map((v) => (v === -1 ? dim - known : v));
+        if (sizes.reduce((a, b) => a + b, 0) !== dim || sizes.some((v) => v < 0)) throw new Error(`SplitV: sizes [${splits.join(', ')}] do not add up to axis ${axis} of size ${dim}`);
+      }
+    }
+    const outs: TensorInfo[] = [];
+    let at = 0;
+    for (const len of sizes) {
+      const begin = new Array<number>(rank).fill(0);
+      begin[axis] = at;
+      const size = x.shape.slice();
+      size[axis] = len;
+      outs.push(sliceOut(wasm, x, begin, size, name === 'Unpack' ? x.shape.filter((_, i) => i !== axis) : size));
+      at += len;
+    }
+    return outs;
+  };
+}
+
+/**
+ * The whole heap as elements of t's width (4 bytes: float32 and int32, copied bit for bit;
+ * 1 byte: bool) and the index of t's first element in it. Copies between tensors are then
+ * `copyWithin` calls, a memmove each: 3x faster than an element loop for runs of 32.
+ */
+function heapOf(wasm: WasmBackendLike, t: TensorInfo): { heap: Float32Array | Uint8Array; at: number } {
+  const offset = wasm.dataIdMap.get(t.dataId)!.memoryOffset;
+  if (t.dtype === 'bool') return { heap: wasm.wasm.HEAPU8, at: offset };
+  if (t.dtype !== 'float32' && t.dtype !== 'int32') throw new Error(`no heap copy for dtype ${t.dtype}`);
+  return { heap: wasm.wasm.HEAPF32, at: offset / 4 };
+}
+
+interface ConcatArgs {
+  inputs: TensorInfo[];
+  attrs: { axis: number };
+  backend: WasmBackendLike;
+}
+
+/** Concat along `axis` as runs copied within the heap (strings, one input: wasm's own). */
+function concatRuns(args: ConcatArgs, fallback: KernelFunc): TensorInfo {
+  const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+  const inputs = args.inputs.filter((t) => size(t.shape) > 0);
+  if (inputs.length < 2 || !['float32', 'int32', 'bool'].includes(inputs[0]!.dtype)) return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
+  const axis = tf.util.parseAxisParam(args.attrs.axis, args.inputs[0]!.shape)[0]!;
+  tf.backend_util.assertParamsConsistent(args.inputs.map((t) => t.shape), axis);
+  const out = args.backend.makeOutput(tf.backend_util.computeOutShape(args.inputs.map((t) => t.shape), axis), inputs[0]!.dtype);
+  // After the allocation, which may grow (and so replace) the heap.
+  const { heap, at: base } = heapOf(args.backend, out);
+  const starts = inputs.map((t) => heapOf(args.backend, t).at);
+  const runs = inputs.map((t) => size(t.shape.slice(axis)));
+  const outer = size(inputs[0]!.shape.slice(0, axis));
+  let o = base;
+  for (let b = 0; b < outer; b++) {
+    for (let i = 0; i < starts.length; i++) {
+      const run = runs[i]!;
+      const from = starts[i]! + b * run;
+      heap.copyWithin(o, from, from + run);
+      o += run;
+    }
+  }
+  return out;
+}
+
+/** x[begin : begin + size] into a new tensor of shape `outShape` (same element count). */
+function sliceOut(wasm: WasmBackendLike, x: TensorInfo, begin: number[], size: number[], outShape: number[]): TensorInfo {
+  const out = wasm.makeOutput(outShape, x.dtype);
+  // After the allocation, which may grow (and so replace) the heap.
+  const { heap, at: src } = heapOf(wasm, x);
+  const dst = heapOf(wasm, out).at;
+  const rank = x.shape.length;
+  const strides = new Array<number>(rank);
+  for (let i = rank - 1, acc = 1; i >= 0; i--) {
+    strides[i] = acc;
+    acc *= x.shape[i]!;
+  }
+  // The copied run: the innermost axes the slice takes whole, and the one above them.
+  let k = rank - 1;
+  while (k > 0 && begin[k] === 0 && size[k] === x.shape[k]) k--;
+  const run = rank === 0 ? 1 : size[k]! * strides[k]!;
+  const total = size.reduce((p, d) => p * d, 1);
+  const idx = new Array<number>(Math.max(k, 0)).fill(0);
+  let from = src;
+  for (let i = 0; i < rank; i++) from += begin[i]! * strides[i]!;
+  for (let o = 0; o < total; o += run) {
+    heap.copyWithin(dst + o, from, from + run);
+    // Odometer over the axes above k.
+    for (let ax = k - 1; ax >= 0; ax--) {
+      idx[ax]!++;
+      from += strides[ax]!;
+      if (idx[ax]! < size[ax]!) break;
+      from -= strides[ax]! * size[ax]!;
+      idx[ax] = 0;
+    }
+  }
+  return out;
 }
 
 interface GatherArgs {
@@ -155,15 +287,15 @@ function gatherRows(args: GatherArgs, fallback: KernelFunc): TensorInfo {
     if (!(k >= 0 && k < dim)) throw new Error(`GatherV2: the index value ${k} is not in [0, ${dim - 1}]`);
   }
   const out = args.backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
-  // Views after the allocation, which may grow (and so detach) the heap.
-  const src = args.backend.typedArrayFromHeap(x);
-  const dst = args.backend.typedArrayFromHeap(out);
+  // After the allocation, which may grow (and so replace) the heap.
+  const { heap, at: src } = heapOf(args.backend, x);
+  const dst = heapOf(args.backend, out).at;
   const idx = args.backend.typedArrayFromHeap(indices);
   const n = idx.length;
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < n; i++) {
-      const from = (o * dim + idx[i]!) * inner;
-      dst.set(src.subarray(from, from + inner), (o * n + i) * inner);
+      const from = src + (o * dim + idx[i]!) * inner;
+      heap.copyWithin(dst + (o * n + i) * inner, from, from + inner);
     }
   }
   return out;
