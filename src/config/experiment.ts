@@ -34,7 +34,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
     seed: int(1111, 0, 'Random seed for initialisation, shuffling and dropout'),
     seeds: { kind: 'list', of: 'int', default: [], doc: 'Run once per seed and report the mean (the paper uses 1111..5555); empty = just `seed`', nonNegative: true },
     backend: { kind: 'enum', values: ['auto', 'wasm', 'cpu', 'tensorflow'], default: 'auto', doc: 'TensorFlow.js backend' },
-    threads: int(0, 0, 'wasm threads (0 = one per core)', 64),
+    threads: int(0, 0, 'Threads for wasm (XNNPACK) or tensorflow (intra-op); 0 = the default: half the cores (at most 4) on 4 or more, else 1', 64),
     data: {
       kind: 'object',
       doc: 'Which dataset and how batches are made',

@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync 
 import { join } from 'node:path';
 import { REPO, runCli, tempDir } from '../helpers.ts';
 import { tfNodeAddon } from '../../src/models/backend/install.ts';
+import { defaultThreads } from '../../src/models/backend/threads.ts';
 
 const built = existsSync(tfNodeAddon(REPO));
 const needed = process.env['CI'] !== undefined;
@@ -102,15 +103,18 @@ describe('egmf backend install tensorflow', () => {
           const plan = s.loaders.train.plan(0);
           const losses = [];
           for (let i = 0; i < 12; i++) losses.push(trainStep(s, opt, s.loaders.train.batch(plan[i]), cfg.train.lr, i, cfg.train.grad_clip).loss);
-          out[backend] = { backend: s.backend.name, losses };
+          out[backend] = { backend: s.backend.name, threads: s.backend.threads, losses };
           opt.dispose(); disposeSetup(s);
         }
         console.log(JSON.stringify(out));
         process.exit(0);`);
       expect(r.status, r.stderr).toBe(0);
-      const out = lastJson(r.stdout) as Record<string, { backend: string; losses: number[] }>;
+      const out = lastJson(r.stdout) as Record<string, { backend: string; threads: number; losses: number[] }>;
       expect(out['tensorflow']!.backend).toBe('tensorflow');
       expect(out['wasm']!.backend).toBe('wasm');
+      // With no thread setting, tensorflow takes the same default as wasm (1 on 2 cores).
+      const fromEnv = process.env['TF_NUM_INTRAOP_THREADS'];
+      expect(out['tensorflow']!.threads).toBe(fromEnv === undefined ? defaultThreads() : Number(fromEnv));
       const diffs = out['wasm']!.losses.map((l, i) => Math.abs(l - out['tensorflow']!.losses[i]!));
       expect(Math.max(...diffs), `wasm ${out['wasm']!.losses} vs tensorflow ${out['tensorflow']!.losses}`).toBeLessThanOrEqual(1e-5);
     } finally {

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { initBackend, parseBackendName } from '../../src/models/backend/index.ts';
+import { defaultThreads, initBackend, parseBackendName } from '../../src/models/backend/index.ts';
 import { EgmfError } from '../../src/errors.ts';
 import { expectWasmMatchesCpu, rand } from './compare.ts';
 import { REPO, tempDir } from '../helpers.ts';
@@ -23,6 +23,11 @@ describe('initBackend', () => {
   });
 
   // tensorflow present or absent, and what auto picks then: backend-tensorflow.test.ts.
+
+  it('defaults to one thread below 4 cores, then half the cores up to 4', () => {
+    expect([1, 2, 3, 4, 6, 8, 16, 64].map((c) => defaultThreads(c))).toEqual([1, 1, 1, 2, 3, 4, 4, 4]);
+    expect(defaultThreads(0)).toBe(1);
+  });
 
   it('rejects unknown backend names and thread counts', async () => {
     expect(parseBackendName('wasm')).toBe('wasm');

@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../src/models/backend/threads.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSweep, studyFromJournal, loadSweepOf, readMeta } from '../../src/sweep/controller.ts';
@@ -39,9 +40,11 @@ describe('local executor', () => {
     expect(peak).toBe(2);
     // Each trial got its own slot while overlapping.
     expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.slot))).toEqual(new Set(['0', '1']));
-    // Two trials on the CPU cores: each gets half of them for TensorFlow's pool.
+    // Two trials on the CPU cores: each gets at most half of them for TensorFlow's pool,
+    // and no more than a training process takes by default.
     if (process.env['TF_NUM_INTRAOP_THREADS'] === undefined) {
-      expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.tfThreads))).toEqual(new Set([String(Math.max(1, Math.floor(availableParallelism() / 2)))]));
+      const share = Math.max(1, Math.min(defaultThreads(), Math.floor(availableParallelism() / 2)));
+      expect(new Set(recs.filter((x) => x.event === 'start').map((x) => x.tfThreads))).toEqual(new Set([String(share)]));
     }
   });
 

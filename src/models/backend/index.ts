@@ -11,3 +11,4 @@
 export { initBackend, currentBackend, tensorflowPackage, parseBackendName, BACKEND_NAMES } from './select.ts';
 export type { BackendName, BackendOptions, BackendInfo } from './select.ts';
 export { ensureGradients } from './gradients.ts';
+export { defaultThreads } from './threads.ts';

@@ -8,6 +8,7 @@ import { ensureGradients } from './gradients.ts';
 import { registerWasmKernelFixes } from './wasm_kernels.ts';
 import { registerCpuKernelFixes } from './cpu_kernels.ts';
 import { initThreadedWasm } from './wasm_threads.ts';
+import { defaultThreads } from './threads.ts';
 import { installSavedTensorSharing } from './saved_tensors.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
@@ -16,11 +17,9 @@ export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'te
 export interface BackendOptions {
   /**
    * XNNPACK threads for wasm (worker_threads). Default: env EGMF_WASM_THREADS, else
-   * half the logical cores (at most 4) on machines with 4 or more, else 1: on a busy
-   * 2-core machine a second thread measured slower (threads spin at barriers).
-   * Fixed by the first wasm initialisation in a process. tensorflow: intra-op threads
-   * (default env TF_NUM_INTRAOP_THREADS, else the logical cores), fixed when tfjs-node
-   * first loads.
+   * `defaultThreads()`. Fixed by the first wasm initialisation in a process. tensorflow:
+   * intra-op threads (default env TF_NUM_INTRAOP_THREADS, else `defaultThreads()`), fixed
+   * when tfjs-node first loads.
    */
   threads?: number;
 }
@@ -125,7 +124,7 @@ export function currentBackend(): string {
 async function initWasm(opts: BackendOptions): Promise<BackendInfo> {
   registerWasmKernelFixes();
   const cores = Math.max(os.availableParallelism(), 1);
-  const wanted = opts.threads ?? envThreads() ?? (cores >= 4 ? Math.min(4, Math.floor(cores / 2)) : 1);
+  const wanted = opts.threads ?? envThreads() ?? defaultThreads(cores);
   if (!Number.isInteger(wanted) || wanted < 1) throw new EgmfError(`wasm threads must be a positive integer, got ${wanted}`, { key: 'threads' });
   if (wasmThreads === null) {
     wasmThreads = wanted > 1 ? await initThreadedWasm(Math.min(wanted, cores * 2)) : await initSingle();
@@ -161,7 +160,7 @@ async function loadTfNode(opts: BackendOptions): Promise<string | null> {
   // thread count (so two sweep workers on two cores do not fight), deterministic kernels.
   const cores = Math.max(os.availableParallelism(), 1);
   const fromEnv = Number(process.env['TF_NUM_INTRAOP_THREADS']);
-  const threads = opts.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : cores);
+  const threads = opts.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : defaultThreads(cores));
   if (!Number.isInteger(threads) || threads < 1) throw new EgmfError(`tensorflow threads must be a positive integer, got ${threads}`, { key: 'threads' });
   const set = { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: process.env['TF_NUM_INTEROP_THREADS'] ?? '1', TF_CPP_MIN_LOG_LEVEL: process.env['TF_CPP_MIN_LOG_LEVEL'] ?? '2', TF_DETERMINISTIC_OPS: process.env['TF_DETERMINISTIC_OPS'] ?? '1' };
   // Only until the backend has started: child processes (sweep trials) choose their own.

@@ -11,6 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../models/backend/threads.ts';
 import { runTrialProcess, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
 import type { Executor, TrialHandlers } from './types.ts';
 
@@ -84,10 +85,11 @@ export class LocalExecutor implements Executor {
   private deliver(payload: TrialPayload, handlers: TrialHandlers, slot: number): Promise<TrialOutcome> {
     const env: NodeJS.ProcessEnv = { ...this.opts.env, EGMF_WORKER_SLOT: String(slot) };
     if (this.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = String(this.gpus[slot % this.gpus.length]);
-    // On CPUs the trials share the cores: TensorFlow would give each trial a pool of all of
-    // them, so `parallel` trials would fight over the same cores (wasm already runs 1 thread).
+    // On CPUs the trials share the cores: each trial's TensorFlow gets at most its share of
+    // them, so `parallel` trials do not fight over the same cores, and no more than a
+    // training process takes by default (`defaultThreads`).
     else if (process.env['TF_NUM_INTRAOP_THREADS'] === undefined && this.opts.env?.['TF_NUM_INTRAOP_THREADS'] === undefined) {
-      env['TF_NUM_INTRAOP_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / this.opts.parallel)));
+      env['TF_NUM_INTRAOP_THREADS'] = String(Math.max(1, Math.min(defaultThreads(), Math.floor(availableParallelism() / this.opts.parallel))));
     }
     return runTrialProcess({
       command: this.command,
