@@ -77,6 +77,38 @@ describe('egmf backend install tensorflow', () => {
     }
   });
 
+  it.skipIf(!built && !needed)('a reshape to its own shape and a cast to its own dtype share the tensor; the others still run', () => {
+    const tmp = tempDir();
+    try {
+      const r = runTs(join(tmp.path, 'share.mts'), `
+        import { createRequire } from 'node:module';
+        import { initBackend } from ${JSON.stringify(join(REPO, 'src/models/backend/index.ts'))};
+        const tf = createRequire(${JSON.stringify(join(REPO, 'package.json'))})('@tensorflow/tfjs-core');
+        await initBackend('tensorflow');
+        const be = tf.backend();
+        const buffers = be.numDataIds();
+        const x = tf.tensor3d([1.5, -2, 3, 4.25, 5, -6], [1, 2, 3]);
+        const same = tf.reshape(x, [1, -1, 3]);
+        const flat = tf.reshape(x, [6]);
+        const own = tf.cast(x, 'float32');
+        const ints = tf.cast(x, 'int32');
+        const shared = [same.dataId === x.dataId, flat.dataId === x.dataId, own.dataId === x.dataId, ints.dataId === x.dataId];
+        x.dispose();
+        const values = { same: Array.from(same.dataSync()), sameShape: same.shape, flat: Array.from(flat.dataSync()), own: Array.from(own.dataSync()), ints: Array.from(ints.dataSync()), intsDtype: ints.dtype };
+        tf.dispose([same, flat, own, ints]);
+        console.log(JSON.stringify({ shared, values, leaked: be.numDataIds() - buffers }));
+        process.exit(0);`);
+      expect(r.status, r.stderr).toBe(0);
+      const out = lastJson(r.stdout);
+      expect(out.shared).toEqual([true, false, true, false]);
+      // Disposing the original leaves the sharing tensors intact, and nothing is left over.
+      expect(out.values).toEqual({ same: [1.5, -2, 3, 4.25, 5, -6], sameShape: [1, 2, 3], flat: [1.5, -2, 3, 4.25, 5, -6], own: [1.5, -2, 3, 4.25, 5, -6], ints: [1, -2, 3, 4, 5, -6], intsDtype: 'int32' });
+      expect(out.leaked).toBe(0);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it.skipIf(!built && !needed)('trains the same seed to the same losses as wasm (1e-5)', () => {
     const tmp = tempDir();
     try {

@@ -9,6 +9,7 @@ import { registerWasmKernelFixes } from './wasm_kernels.ts';
 import { registerCpuKernelFixes } from './cpu_kernels.ts';
 import { initThreadedWasm } from './wasm_threads.ts';
 import { defaultThreads } from './threads.ts';
+import { registerTensorflowKernelFixes } from './tensorflow_kernels.ts';
 import { installSavedTensorSharing } from './saved_tensors.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
@@ -169,6 +170,7 @@ async function loadTfNode(opts: BackendOptions): Promise<string | null> {
   for (const pkg of TF_NODE_PACKAGES) {
     try {
       await import(pkg);
+      registerTensorflowKernelFixes();
       tfThreads = threads;
       tfNodePackage = pkg;
       return pkg;
