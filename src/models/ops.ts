@@ -187,9 +187,10 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tens
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): tf.Tensor {
   const d = x.shape[x.rank - 1]!;
   return tf.customGrad((xi, gi, bi, save) => {
-    const { mean, variance } = tf.moments(xi as tf.Tensor, -1, true);
-    const r = tf.rsqrt(tf.add(variance, eps));
-    const xh = tf.mul(tf.sub(xi as tf.Tensor, mean), r);
+    // tf.moments would add a cast, a reshape and a second x − μ: the same values, 3 more kernels.
+    const centred = tf.sub(xi as tf.Tensor, tf.mean(xi as tf.Tensor, -1, true));
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
+    const xh = tf.mul(centred, r);
     (save as tf.GradSaveFunc)([r, xh, gi as tf.Tensor]);
     return {
       value: tf.add(tf.mul(xh, gi as tf.Tensor), bi as tf.Tensor),
