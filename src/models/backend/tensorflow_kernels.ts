@@ -44,4 +44,3 @@ function share(backend: KernelBackend, x: TensorInfo): TensorInfo {
   (backend as KernelBackend & { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
 }
-

@@ -202,7 +202,7 @@ interface ConcatArgs {
 
 /** Concat along `axis` as runs copied within the heap (strings, one input: wasm's own). */
 function concatRuns(args: ConcatArgs, fallback: KernelFunc): TensorInfo {
-  const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+  const size = tf.util.sizeFromShape;
   const inputs = args.inputs.filter((t) => size(t.shape) > 0);
   if (inputs.length < 2 || !['float32', 'int32', 'bool'].includes(inputs[0]!.dtype)) return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
   const axis = tf.util.parseAxisParam(args.attrs.axis, args.inputs[0]!.shape)[0]!;
@@ -232,16 +232,12 @@ function sliceOut(wasm: WasmBackendLike, x: TensorInfo, begin: number[], size: n
   const { heap, at: src } = heapOf(wasm, x);
   const dst = heapOf(wasm, out).at;
   const rank = x.shape.length;
-  const strides = new Array<number>(rank);
-  for (let i = rank - 1, acc = 1; i >= 0; i--) {
-    strides[i] = acc;
-    acc *= x.shape[i]!;
-  }
+  const strides = rank === 0 ? [] : [...tf.util.computeStrides(x.shape), 1];
   // The copied run: the innermost axes the slice takes whole, and the one above them.
   let k = rank - 1;
   while (k > 0 && begin[k] === 0 && size[k] === x.shape[k]) k--;
   const run = rank === 0 ? 1 : size[k]! * strides[k]!;
-  const total = size.reduce((p, d) => p * d, 1);
+  const total = tf.util.sizeFromShape(size);
   const idx = new Array<number>(Math.max(k, 0)).fill(0);
   let from = src;
   for (let i = 0; i < rank; i++) from += begin[i]! * strides[i]!;
@@ -277,7 +273,7 @@ function gatherRows(args: GatherArgs, fallback: KernelFunc): TensorInfo {
     return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
   }
   const axis = tf.util.parseAxisParam(args.attrs.axis, x.shape)[0]!;
-  const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+  const size = tf.util.sizeFromShape;
   const outer = size(x.shape.slice(0, axis));
   const dim = x.shape[axis]!;
   const inner = size(x.shape.slice(axis + 1));
@@ -316,7 +312,7 @@ interface BinaryArgs {
 function broadcastCompare(op: number, fallback: KernelFunc): (args: BinaryArgs) => TensorInfo {
   return (args) => {
     const { a, b } = args.inputs;
-    const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+    const size = tf.util.sizeFromShape;
     const numeric = (t: TensorInfo) => t.dtype === 'float32' || t.dtype === 'int32';
     if (a.shape.join(',') === b.shape.join(',') || size(a.shape) === 1 || size(b.shape) === 1 || !numeric(a) || !numeric(b)) {
       return fallback(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
