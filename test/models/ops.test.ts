@@ -150,6 +150,8 @@ describe('ops: forward and backward on wasm match cpu', () => {
     const [x, c, s] = mk();
     const y = ops.rope(x as tf.Tensor4D, c as tf.Tensor4D, s as tf.Tensor4D);
     expectClose(tf.sum(tf.square(y), -1).dataSync(), tf.sum(tf.square(x!), -1).dataSync(), 1e-5, 'norm');
+    const odd = ops.ropeTables(ops.defaultPositions(1, 2), 1, 3, 10000);
+    expect(() => ops.rope(rand([1, 1, 2, 3], 36) as tf.Tensor4D, odd.cos, odd.sin)).toThrow(/rope: head width 3 is odd/);
   });
 
   it('conv1d by unfolding equals tf.conv1d on cpu, and trains on wasm', async () => {
