@@ -39,32 +39,45 @@ export function gateSoftmax(logits: tf.Tensor, temperature: number): tf.Tensor {
   return tf.softmax(tf.div(logits, temperature));
 }
 
-/** Indices of the k largest values of each row of p [B, E] (row-major). */
-function topIndices(p: ArrayLike<number>, b: number, e: number, k: number): number[][] {
-  return Array.from({ length: b }, (_, i) => {
-    const row = Array.from({ length: e }, (_, j) => j);
-    row.sort((x, y) => p[i * e + y]! - p[i * e + x]! || x - y);
-    return row.slice(0, k);
+/**
+ * A 0/1 mask [B, E] of each row's k largest weights (ties to the lower index, as TensorFlow's
+ * TopKV2 and ArgMax break them). Computed by kernels, not read back: a host read here would
+ * stop a captured training step (`tensorflow_graph.ts`) in the middle. No gradient flows
+ * through the choice.
+ */
+function topMask(p: tf.Tensor2D, k: number): tf.Tensor2D {
+  const e = p.shape[1];
+  if (k >= e) return tf.onesLike(p);
+  // Ops inside a custom gradient stay off the tape: TopK has no gradient of its own.
+  const mask = tf.customGrad((input) => {
+    const x = input as tf.Tensor2D;
+    const shape = x.shape;
+    return {
+      value: k === 1
+        ? tf.cast(tf.oneHot(tf.argMax(x, 1), e), 'float32')
+        : tf.cast(tf.sum(tf.oneHot(tf.topk(x, k).indices, e), 1), 'float32'), // [B, k, E] → [B, E]
+      gradFunc: () => tf.zeros(shape),
+    };
   });
+  return mask(p) as tf.Tensor2D;
 }
 
 /** Keeps each row's k largest weights and renormalises; the choice is not differentiated. */
 export function applyTopK(p: tf.Tensor2D, k: number): tf.Tensor2D {
-  const [b, e] = p.shape;
+  const e = p.shape[1];
   if (k <= 0 || k >= e) return p;
-  const mask = new Float32Array(b * e);
-  topIndices(p.dataSync(), b, e, k).forEach((row, i) => row.forEach((j) => (mask[i * e + j] = 1)));
-  const kept = tf.mul(p, tf.tensor2d(mask, [b, e]));
+  const kept = tf.mul(p, topMask(p, k));
   return tf.div(kept, tf.sum(kept, 1, true)) as tf.Tensor2D;
 }
 
-/** E · Σ_i f_i · P_i for weights p [B, E] routed to the top k (top 1 when dense). */
+/** E · Σ_i f_i · P_i for weights p [B, E] routed to the top k (top 1 when dense); f_i, the share routed to i, is not differentiated. */
 export function balanceLoss(p: tf.Tensor2D, k: number): tf.Scalar {
   const [b, e] = p.shape;
   const slots = k <= 0 ? 1 : Math.min(k, e);
-  const f = new Float32Array(e);
-  for (const row of topIndices(p.dataSync(), b, e, slots)) for (const j of row) f[j]! += 1 / (b * slots);
-  return tf.mul(e, tf.sum(tf.mul(tf.tensor1d(f), tf.mean(p, 0)))) as tf.Scalar;
+  return tf.tidy(() => {
+    const f = tf.mul(tf.sum(topMask(p, slots), 0), 1 / (b * slots));
+    return tf.mul(e, tf.sum(tf.mul(f, tf.mean(p, 0)))) as tf.Scalar;
+  });
 }
 
 export class HierarchicalGate {

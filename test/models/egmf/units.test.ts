@@ -228,6 +228,21 @@ describe('hierarchical gating', () => {
       expect(balanceLoss(tf.tensor2d([[0.9, 0.1], [0.1, 0.9]]), 0).dataSync()[0]).toBeCloseTo(1, 6);
       // Top-2 of 3: f = [2/4, 1/4, 1/4], P = [0.5, 0.3, 0.2] → 3 · (0.25 + 0.075 + 0.05).
       expect(balanceLoss(tf.tensor2d([[0.5, 0.4, 0.1], [0.5, 0.2, 0.3]]), 2).dataSync()[0]).toBeCloseTo(1.125, 6);
+      // Ties go to the lower index: f = [1, 0], P = [0.5, 0.5] → 2 · 0.5.
+      expect(balanceLoss(tf.tensor2d([[0.5, 0.5], [0.5, 0.5]]), 0).dataSync()[0]).toBeCloseTo(1, 6);
+      expect(applyTopK(tf.tensor2d([[0.4, 0.4, 0.2]]), 1).arraySync()).toEqual([[1, 0, 0]]);
+      expect(applyTopK(tf.tensor2d([[0.2, 0.4, 0.4]]), 2).arraySync()).toEqual([[0, 0.5, 0.5]]);
+    });
+  });
+
+  it('the routing choice is not differentiated: the balance loss and top-k pass gradients through the weights only', () => {
+    tf.tidy(() => {
+      const logits = tf.variable(tf.tensor2d([[1, 2, 0.5], [0.3, 0.1, 0.2]]));
+      const { grads } = tf.variableGrads(() => tf.add(balanceLoss(tf.softmax(logits) as tf.Tensor2D, 2), tf.sum(applyTopK(tf.softmax(logits) as tf.Tensor2D, 2))) as tf.Scalar, [logits]);
+      const g = grads[logits.name]!.arraySync() as number[][];
+      expect(g.flat().every(Number.isFinite)).toBe(true);
+      expect(g.flat().some((v) => Math.abs(v) > 1e-4)).toBe(true);
+      logits.dispose();
     });
   });
 
