@@ -18,6 +18,7 @@ import type { AnswerGrammar, ParsedAnswer, TextTokenizer } from './answers.ts';
 import { assembleInputs, type AssembledInputs } from './assemble.ts';
 import type { ModalitySeq } from './encoders.ts';
 import { FusionNetwork, type FusionConfig } from './fusion.ts';
+import type { GateOutput } from './gating.ts';
 import { gateReport, type GateReport } from './report.ts';
 import { evalCtx, type ForwardCtx } from './layers.ts';
 import { layoutSample, type PromptLayout, type PromptParts } from './prompts.ts';
@@ -81,8 +82,12 @@ export interface PredictResult {
 
 export class EgmfModel {
   readonly fusion: FusionNetwork;
-  /** Set by every `loss` call. */
-  lastStats: LossStats | null = null;
+  /**
+   * The tensors behind `lastStats`, kept by every `loss` call and read only when asked for:
+   * a read inside `loss` would stop a captured training step (`tensorflow_graph.ts`) halfway.
+   */
+  private statsSource: { ce: tf.Scalar; balance: tf.Scalar; probe: tf.Scalar | null; gates: GateOutput } | null = null;
+  private statsRead: LossStats | null = null;
   private classWeights: Float32Array | null = null;
   private readonly textCache = new Map<string, number[]>();
   private readonly contextCache = new Map<string, number[]>();
@@ -135,12 +140,40 @@ export class EgmfModel {
         probeLoss = this.probeLoss(probe, batch);
         total = tf.add(total, tf.mul(this.opts.model.aux_probe.weight, probeLoss)) as tf.Scalar;
       }
-      this.lastStats = {
-        ce: ce.dataSync()[0]!, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates),
-        ...(probeLoss !== null ? { probe: probeLoss.dataSync()[0]! } : {}),
-      };
+      this.keepStats(ce, gates, probeLoss);
       return total;
     });
+  }
+
+  /** The last `loss` call's parts (null before the first), read from its kept tensors on first access. */
+  get lastStats(): LossStats | null {
+    const src = this.statsSource;
+    if (this.statsRead === null && src !== null) {
+      this.statsRead = {
+        ce: src.ce.dataSync()[0]!, balance: src.balance.dataSync()[0]!, gates: gateReport(this.fusion, src.gates),
+        ...(src.probe !== null ? { probe: src.probe.dataSync()[0]! } : {}),
+      };
+    }
+    return this.statsRead;
+  }
+
+  private keepStats(ce: tf.Scalar, gates: GateOutput, probe: tf.Scalar | null): void {
+    this.disposeStats();
+    const keep = <T extends tf.Tensor | null>(t: T): T => (t === null ? t : (tf.keep(t) as T));
+    this.statsSource = {
+      ce: keep(ce), balance: keep(gates.balance), probe: keep(probe),
+      gates: { ...gates, expert: keep(gates.expert), kind: keep(gates.kind), modality: keep(gates.modality) },
+    };
+  }
+
+  private disposeStats(): void {
+    const src = this.statsSource;
+    if (src !== null) {
+      const kept: (tf.Tensor | null)[] = [src.ce, src.balance, src.probe, src.gates.expert, src.gates.kind, src.gates.modality];
+      tf.dispose(kept.filter((t): t is tf.Tensor => t !== null));
+    }
+    this.statsSource = null;
+    this.statsRead = null;
   }
 
   /**
@@ -153,8 +186,7 @@ export class EgmfModel {
       const { gates, probe } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training), { pseudo: false });
       const head = this.probeLoss(probe!, batch);
       const total = tf.add(head, tf.mul(this.opts.model.gating.balance_weight, gates.balance)) as tf.Scalar;
-      const ce = head.dataSync()[0]!;
-      this.lastStats = { ce, balance: gates.balance.dataSync()[0]!, gates: gateReport(this.fusion, gates), probe: ce };
+      this.keepStats(head, gates, head);
       return total;
     });
   }
@@ -283,6 +315,7 @@ export class EgmfModel {
   }
 
   dispose(): void {
+    this.disposeStats();
     this.fusion.dispose();
   }
 
