@@ -5,6 +5,13 @@
  * every element-wise op (`reshape(res, a.shape)`, `cast(b, 'float32')`): 203 such reshapes
  * and 218 such casts among the 3,821 kernels of a tiny-EGMF training step, each paying
  * TensorFlow's eager dispatch (~15 µs). The wasm and cpu backends already share in both cases.
+ *
+ * And a `GatherV2` that does not read its indices back to JavaScript on a CPU device:
+ * tfjs-node's own checks every index in JavaScript first, a host read of each gather's
+ * indices that also stops a captured graph (`tensorflow_graph.ts`) at the first gather whose
+ * indices are computed. TensorFlow's CPU kernel checks the same bounds itself and fails with
+ * "indices[i] = v is not in [0, n)"; on a GPU, where TensorFlow does not check, tfjs-node's
+ * kernel stays.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
@@ -17,7 +24,8 @@ export function registerTensorflowKernelFixes(): void {
   if (registered) return;
   const reshape = tf.getKernel('Reshape', 'tensorflow');
   const cast = tf.getKernel('Cast', 'tensorflow');
-  if (reshape === undefined || cast === undefined) return;
+  const gather = tf.getKernel('GatherV2', 'tensorflow');
+  if (reshape === undefined || cast === undefined || gather === undefined) return;
   registered = true;
   replaceKernel({
     kernelName: 'Reshape',
@@ -38,6 +46,35 @@ export function registerTensorflowKernelFixes(): void {
       return dtype === x.dtype && x.dtype !== 'string' ? share(args.backend as KernelBackend, x) : (cast.kernelFunc(args) as TensorInfo);
     },
   });
+  replaceKernel({
+    kernelName: 'GatherV2',
+    backendName: 'tensorflow',
+    kernelFunc: (args) => {
+      const backend = args.backend as NodeBackend;
+      if (backend.isUsingGpuDevice) return gather.kernelFunc(args) as TensorInfo;
+      const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+      const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+      tf.backend_util.segment_util.collectGatherOpShapeInfo(x as tf.Tensor, indices as tf.Tensor, axis, batchDims);
+      const b = backend.binding;
+      const type = (dtype: tf.DataType) => ({ int32: b.TF_INT32, float32: b.TF_FLOAT, bool: b.TF_BOOL } as Record<string, number>)[dtype];
+      const axisTensor = tf.scalar(axis, 'int32');
+      const attrs = [
+        { name: 'batch_dims', type: b.TF_ATTR_INT, value: batchDims },
+        { name: 'Tparams', type: b.TF_ATTR_TYPE, value: type(x.dtype) },
+        { name: 'Tindices', type: b.TF_ATTR_TYPE, value: type(indices.dtype) },
+        { name: 'Taxis', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
+      ];
+      const res = backend.executeSingleOutput('GatherV2', attrs, [x, indices, axisTensor]);
+      axisTensor.dispose();
+      return res;
+    },
+  });
+}
+
+interface NodeBackend extends KernelBackend {
+  isUsingGpuDevice: boolean;
+  binding: { TF_INT32: number; TF_FLOAT: number; TF_BOOL: number; TF_ATTR_INT: number; TF_ATTR_TYPE: number };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: TensorInfo[]): TensorInfo;
 }
 
 function share(backend: KernelBackend, x: TensorInfo): TensorInfo {
