@@ -12,3 +12,5 @@ export { initBackend, currentBackend, tensorflowPackage, parseBackendName, BACKE
 export type { BackendName, BackendOptions, BackendInfo } from './select.ts';
 export { ensureGradients } from './gradients.ts';
 export { defaultThreads } from './threads.ts';
+export { GraphCapture } from './tensorflow_graph.ts';
+export type { GraphStats } from './tensorflow_graph.ts';

@@ -139,11 +139,13 @@ export function installTensorflowBackend(o: InstallOptions): InstallResult {
   for (const [link, target] of links) relinked = ensureLink(link, target) || relinked;
   if (relinked) built.push('links');
 
-  // 5. The addon, compiled against the wheel's headers and libraries.
+  // 5. The addon, compiled against the wheel's headers and libraries, with one addition:
+  //    session options for the SavedModels it loads (see ADDON_PATCH).
   const addon = tfNodeAddon(root, o.gpu === true);
   const moduleDir = dirname(addon);
+  patchAddonSource(join(pkgDir, 'binding', 'tfjs_backend.cc'));
   const stampFile = join(pkgDir, '.egmf-build.json');
-  const stamp = JSON.stringify({ tfjs_node: TFJS_NODE_VERSION, wheel: v.wheel, tensorflow: realpathSync(wheelFiles.cc), node: process.versions.modules });
+  const stamp = JSON.stringify({ tfjs_node: TFJS_NODE_VERSION, wheel: v.wheel, tensorflow: realpathSync(wheelFiles.cc), node: process.versions.modules, patch: ADDON_PATCH_VERSION });
   const stale = !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp;
   if (stale || o.force) {
     say(`compiling the tfjs-node addon against TensorFlow ${TENSORFLOW_VERSION} (${cxx}, node headers in ${nodedir})`);
@@ -164,6 +166,45 @@ export function installTensorflowBackend(o: InstallOptions): InstallResult {
   }
   say(`${v.pkg} ${TFJS_NODE_VERSION} runs on TensorFlow ${got.version}${built.length === 0 ? ' (already installed)' : ` (built: ${built.join(', ')})`}`);
   return { package: v.pkg, tensorflow: got.version ?? TENSORFLOW_VERSION, venv, addon, built, seconds: Math.round((performance.now() - t0) / 100) / 10 };
+}
+
+/**
+ * The one change to tfjs-node's addon source: `loadSavedModel` takes its session's options
+ * from EGMF_TF_SESSION_CONFIG (a serialized ConfigProto, in hex) when that is set. The
+ * captured training graphs (tensorflow_graph.ts) set it while loading theirs: no grappler
+ * (which changes no kernel they run, but took ~0.5 s of each new graph's first run, and
+ * folds constants, so results drift from eager ones) and fixed thread pools. Unset, the
+ * addon behaves as published.
+ */
+const ADDON_PATCH_VERSION = 1;
+const PATCH_MARK = '// egmf: EGMF_TF_SESSION_CONFIG';
+const PATCH_AFTER = '  TF_SessionOptions *session_options = TF_NewSessionOptions();\n';
+const ADDON_PATCH = `${PATCH_MARK} (a serialized ConfigProto, hex) sets the session's options.
+  if (const char *egmf_hex = std::getenv("EGMF_TF_SESSION_CONFIG")) {
+    std::string egmf_config;
+    for (size_t i = 0; egmf_hex[i] != '\\0' && egmf_hex[i + 1] != '\\0'; i += 2) {
+      egmf_config.push_back(static_cast<char>(std::stoi(std::string(egmf_hex + i, 2), nullptr, 16)));
+    }
+    TF_AutoStatus egmf_status;
+    TF_SetConfig(session_options, egmf_config.data(), egmf_config.size(), egmf_status.status);
+    if (TF_GetCode(egmf_status.status) != TF_OK) {
+      TF_DeleteSessionOptions(session_options);
+      NAPI_THROW_ERROR(env, "Invalid EGMF_TF_SESSION_CONFIG: %s", TF_Message(egmf_status.status));
+      return nullptr;
+    }
+  }
+`;
+
+/** Applies ADDON_PATCH once (idempotent); names the file when its source is not what the patch expects. */
+export function patchAddonSource(file: string): boolean {
+  if (!existsSync(file)) throw new EgmfError('the tfjs-node package lacks its addon source', { file });
+  const src = readFileSync(file, 'utf8');
+  if (src.includes(PATCH_MARK)) return false;
+  const at = src.indexOf(PATCH_AFTER);
+  if (at < 0 || !src.includes('#include <cstring>')) throw new EgmfError(`the addon source is not tfjs-node ${TFJS_NODE_VERSION}'s: LoadSavedModel's session options not found`, { file });
+  const patched = src.slice(0, at + PATCH_AFTER.length) + `  ${ADDON_PATCH}` + src.slice(at + PATCH_AFTER.length);
+  writeFileSync(file, patched.replace('#include <cstring>', '#include <cstdlib>\n#include <cstring>'));
+  return true;
 }
 
 function requireTool(cmd: string, env: NodeJS.ProcessEnv, what: string, key: string): void {

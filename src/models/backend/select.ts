@@ -117,6 +117,11 @@ export function tensorflowPackage(): string | null {
   return tfNodePackage;
 }
 
+/** TensorFlow's intra-op threads, fixed when tfjs-node loaded (null: not loaded). */
+export function tensorflowThreads(): number | null {
+  return tfThreads;
+}
+
 /** The current backend's name, for code that picks a per-backend fast path. */
 export function currentBackend(): string {
   return tf.getBackend();
