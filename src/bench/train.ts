@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
-import { initBackend, parseBackendName } from '../models/backend/index.ts';
+import { GraphCapture, initBackend, parseBackendName } from '../models/backend/index.ts';
 import { Decoder, saveDecoder } from '../models/llm/index.ts';
 import { qwen3TokenizerDir, tinyQwen3Config } from '../models/llm/builtin.ts';
 import { tfNodeAddon } from '../models/backend/install.ts';
@@ -59,6 +59,14 @@ export interface TrainBenchBackend {
   wasm_heap_mb?: [number, number];
   /** Trainable parameters. */
   parameters: number;
+  /**
+   * tensorflow with `graph: true`: the captured step (tensorflow_graph.ts). The warm-up
+   * records one trace per shape signature of the epoch's batches (each an eager step, a
+   * graph build and the graph's first, optimising run); the timed steps then replay.
+   * `tensorflow_ops_per_step`: what TensorFlow itself executes each timed step (one session
+   * run, against `kernels_per_step` eager ops without the graph).
+   */
+  graph?: { traces: number; replays: number; fallbacks: number; eager: number; graph_nodes: number; warmup_s: number; session_ms_per_step: number; tensorflow_ops_per_step: number };
 }
 
 export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBench | Record<string, number> | { error: string }>;
@@ -175,10 +183,15 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       trainStep(setup, opt, batch, cfg.train.lr, i, cfg.train.grad_clip);
       return batch.size;
     };
-    run(0); // warm-up: kernels compiled, caches filled
+    const capture = cfg.graph ? GraphCapture.forCurrentBackend() : null;
+    const tw = performance.now();
+    // Warm-up: kernels compiled, caches filled; with a captured graph, every batch shape of the epoch traced.
+    for (let i = 0; i < (capture === null ? 1 : plan.length); i++) run(i);
+    const warmup = (performance.now() - tw) / 1000;
     const profile = await tf.profile(() => {
       run(1);
     });
+    const g0 = capture === null ? null : { ...capture.stats };
     const before = tf.memory().numTensors;
     const rss0 = process.memoryUsage().rss;
     const heap0 = wasmHeapBytes();
@@ -202,6 +215,7 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
     }
     const after = tf.memory().numTensors;
     const rss1 = process.memoryUsage().rss;
+    const g1 = capture === null ? null : { ...capture.stats };
     const heap1 = wasmHeapBytes();
     opt.dispose();
     times.sort((a, b) => a - b);
@@ -222,6 +236,14 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       external_trace_mb: extTrace,
       ...(heap0 !== null && heap1 !== null ? { wasm_heap_mb: [mb(heap0), mb(heap1)] as [number, number] } : {}),
       parameters: [...setup.variables.values()].filter((v) => v.trainable).reduce((a, v) => a + v.size, 0),
+      ...(g0 !== null && g1 !== null ? {
+        graph: {
+          traces: g1.traces, replays: g1.replays - g0.replays, fallbacks: g1.fallbacks - g0.fallbacks, eager: g1.eager - g0.eager, graph_nodes: g1.nodes,
+          warmup_s: Math.round(warmup * 10) / 10,
+          session_ms_per_step: Math.round(((g1.runMs - g0.runMs) / Math.max(1, g1.replays - g0.replays)) * 10) / 10,
+          tensorflow_ops_per_step: g1.replays - g0.replays === steps ? 1 : Number.NaN,
+        },
+      } : {}),
     };
   } finally {
     disposeSetup(setup);

@@ -30,6 +30,7 @@ import { evaluate } from './evaluate.ts';
 import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
+import { GraphCapture } from '../models/backend/index.ts';
 import { TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM } from '../models/egmf/index.ts';
 import { baselineMetrics, baselineValues, beats, cachedBaselines, describeBaselines } from './baselines/index.ts';
 import type { Baselines } from './baselines/index.ts';
@@ -266,7 +267,10 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   s.model.setStep(step);
   s.lora?.setStep(step);
   const varList = [...s.variables.values()];
-  const { value, grads } = tf.variableGrads(() => s.model.loss(batch, { training: true }), varList);
+  const pass = () => tf.variableGrads(() => s.model.loss(batch, { training: true }), varList);
+  // On tensorflow, the pass is one captured graph (its key: the batch's shapes outside the text).
+  const capture = s.cfg.graph ? GraphCapture.forCurrentBackend() : null;
+  const { value, grads } = capture === null ? pass() : capture.run(`train/${batch.size}/${batch.audioPadLen}/${batch.visionPadLen}`, pass);
   const named: Record<string, tf.Tensor> = {};
   // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
   for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;
