@@ -10,7 +10,9 @@
  * weights would not change the speed, and the bench should not wait for pretraining.
  *
  * `ratio_to_pytorch` is PyTorch's ms/step over ours at the same thread count: 1.0 means as
- * fast as PyTorch, 0.5 half as fast.
+ * fast as PyTorch, 0.5 half as fast. The tensorflow backend runs twice: `tensorflow` with
+ * its training step as one captured graph (the default, `graph: true`), `tensorflow_eager`
+ * op by op.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -119,6 +121,10 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
       for (const t of backend === 'cpu' ? [1] : threads) {
         const steps = opts.steps ?? (backend === 'cpu' ? 3 : 20);
         result[benchKey(backend, t)] = benchInChild(backend, t, dir, steps, opts.seed, opts.overrides ?? []);
+        // tensorflow also eagerly (graph=false), beside its captured graph, unless the overrides choose.
+        if (backend === 'tensorflow' && !(opts.overrides ?? []).some((o) => o.startsWith('graph='))) {
+          result[benchKey('tensorflow_eager', t)] = benchInChild(backend, t, dir, steps, opts.seed, [...(opts.overrides ?? []), 'graph=false']);
+        }
       }
     }
     if (opts.pytorch !== false) {

@@ -4,7 +4,9 @@
  * README documents. Timings are printed, never asserted.
  */
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../helpers.ts';
+import { existsSync } from 'node:fs';
+import { REPO, runCli } from '../helpers.ts';
+import { tfNodeAddon } from '../../src/models/backend/install.ts';
 import { torchPython } from '../../src/bench/torch-reference.ts';
 
 describe('egmf bench --target train', () => {
@@ -36,6 +38,26 @@ describe('egmf bench --target train', () => {
       expect(out.train['ratio_to_pytorch']!['wasm']).toBeCloseTo(torch['ms_per_step'] / wasm['ms_per_step'], 2);
     }
     process.stdout.write(`bench train (2 steps): ${JSON.stringify(out.train)}\n`);
+  });
+
+  it.skipIf(!existsSync(tfNodeAddon(REPO)) && !process.env['CI'])('times tensorflow with its step as a captured graph (one TensorFlow run a step) and eagerly, side by side', () => {
+    const r = runCli(['bench', '--target', 'train', '--backends', 'tensorflow', '--samples', '3', '--no-pytorch', '--json'], { timeoutMs: 600_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { train: Record<string, Record<string, any>> };
+    const graph = out.train['tensorflow']!;
+    const eager = out.train['tensorflow_eager']!;
+    expect(graph['error']).toBeUndefined();
+    expect(eager['error']).toBeUndefined();
+    // Every batch shape traced in the warm-up; each timed step one session run.
+    expect(graph['graph']).toMatchObject({ replays: 3, fallbacks: 0, eager: 0, tensorflow_ops_per_step: 1 });
+    expect(graph['graph']['traces']).toBeGreaterThanOrEqual(1);
+    expect(graph['graph']['graph_nodes']).toBeGreaterThan(1000);
+    expect(graph['graph']['session_ms_per_step']).toBeGreaterThan(0);
+    expect(eager['graph']).toBeUndefined();
+    // The same tfjs kernels are dispatched either way; only who runs them differs.
+    expect(graph['kernels_per_step']).toBe(eager['kernels_per_step']);
+    expect(graph['live_tensors'][1]).toBe(graph['live_tensors'][0]);
+    process.stdout.write(`bench train tensorflow (3 steps): graph ${graph['ms_per_step']} ms, eager ${eager['ms_per_step']} ms\n`);
   });
 
   it('names a bad thread count or backend', () => {
