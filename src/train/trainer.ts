@@ -268,9 +268,9 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   s.lora?.setStep(step);
   const varList = [...s.variables.values()];
   const pass = () => tf.variableGrads(() => s.model.loss(batch, { training: true }), varList);
-  // On tensorflow, the pass is one captured graph (its key: the batch's shapes outside the text).
+  // On tensorflow, the pass is one captured graph (one trace per batch shape, see GraphCapture).
   const capture = s.cfg.graph ? GraphCapture.forCurrentBackend() : null;
-  const { value, grads } = capture === null ? pass() : capture.run(`train/${batch.size}/${batch.audioPadLen}/${batch.visionPadLen}`, pass);
+  const { value, grads } = capture === null ? pass() : capture.run('train-step', pass);
   const named: Record<string, tf.Tensor> = {};
   // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
   for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;

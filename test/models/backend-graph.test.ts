@@ -82,6 +82,14 @@ describe('GraphCapture on the tensorflow backend', () => {
         const c1 = values(cap.run('reads', region(3, [0, 1, 2], 0.5, [9], true)));
         const c2 = values(cap.run('reads', region(3, [0, 1, 2], 0.5, [9], true)));
         out.reads = { diff: Math.max(Math.abs(e1.loss - c1.loss), Math.abs(e1.loss - c2.loss)), stats: { ...cap.stats } };
+        // A key whose shapes keep changing (a new row count every call) goes eager, with the same values.
+        let churn = 0;
+        for (let rows = 1; rows <= 20; rows++) {
+          const e = values(region(rows, [0], 0.5, [rows * 3])());
+          const c = values(cap.run('churn', region(rows, [0], 0.5, [rows * 3])));
+          churn = Math.max(churn, Math.abs(e.loss - c.loss));
+        }
+        out.churn = { diff: churn, stats: { ...cap.stats } };
         // A region that throws: the error comes through, the key keeps working.
         try { cap.run('k', () => { tf.matMul(w, w); return 0; }); out.threw = false; } catch (e) { out.threw = String(e.message).slice(0, 80); }
         out.after = values(cap.run('k', region(3, [0, 4, 8], 0.5, [9]))).loss - values(region(3, [0, 4, 8], 0.5, [9])()).loss;
@@ -112,6 +120,9 @@ describe('GraphCapture on the tensorflow backend', () => {
       expect(out.reads.diff).toBeLessThan(1e-6);
       expect(out.reads.stats.eager).toBeGreaterThanOrEqual(1);
       expect(out.reads.stats.lastFallback).toMatch(/reads a tensor it computes|was read before the region ended/);
+      expect(out.churn.diff).toBe(0);
+      expect(out.churn.stats.lastFallback).toMatch(/shapes keep changing: 16 fallbacks against 0 replays/);
+      expect(out.churn.stats.eager - out.reads.stats.eager).toBe(3);
       expect(out.threw).toMatch(/size-incompatible|inner shapes/i);
       expect(Math.abs(out.after)).toBeLessThan(1e-6);
       expect(out.gather).toMatch(/indices\[1\] = 5 is not in \[0, 3\)/);

@@ -43,8 +43,13 @@ const VIRTUAL_BASE = 1 << 30;
 const SHAPE_LIKE_MAX = 32;
 /** Replays of a key that fail for reasons other than a new shape this many times make it run eagerly. */
 const MAX_FAILURES = 2;
-/** A key whose replays fall back this many times in a row (a new trace every time) runs eagerly. */
-const MAX_MISSES = 8;
+/**
+ * A key runs eagerly once it has fallen back this many times while its replays did not
+ * outnumber its fallbacks three to one: a fallback (eager step, new graph, its first run)
+ * costs about what three replays save, so a key whose shapes keep changing is better eager.
+ */
+const MIN_MISSES = 16;
+const REPLAYS_PER_MISS = 3;
 /**
  * The inputs of each op that determine its output's shape (negative: from the end). An
  * int32 constant made in the region and used there is baked and must match; one used only
@@ -65,8 +70,8 @@ const SHAPE_INPUTS: Record<string, number[]> = {
   Sum: [1], Mean: [1], Max: [1], Min: [1], Prod: [1], All: [1], Any: [1], ArgMax: [1], ArgMin: [1], Cumsum: [1], TopKV2: [1],
   UnsortedSegmentSum: [2], Range: [0, 1, 2], Pack: [], Unpack: [],
 };
-/** Traces kept per key (the least recently used goes). */
-const MAX_TRACES = 16;
+/** Traces kept per key (the least recently used goes): each holds a session, ~50 MB for the tiny EGMF. */
+const MAX_TRACES = 24;
 /**
  * Type attributes tfjs-node leaves to eager execution's inference (from the dtype of the
  * input named), which a GraphDef must state.
@@ -157,8 +162,9 @@ interface Trace {
 interface KeyState {
   traces: Trace[];
   failures: number;
-  /** Fallbacks since the last replay. */
+  /** Fallbacks and replays so far. */
   misses: number;
+  replays: number;
   eager: boolean;
   /** External slots (float scalars) seen to change between runs: fed, not baked. */
   feed: Set<number>;
@@ -271,7 +277,7 @@ export class GraphCapture {
   run<T>(key: string, fn: () => T): T {
     if (this.mode !== 'idle') return fn();
     let st = this.keys.get(key);
-    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, eager: false, feed: new Set() }));
+    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set() }));
     if (st.eager) {
       this.stats.eager++;
       return fn();
@@ -325,9 +331,12 @@ export class GraphCapture {
     if (this.readBack || this.failure !== null) {
       st.eager = true;
       this.stats.lastFallback = this.failure ?? 'the region reads a tensor it computes';
+    }
+    if (st.eager) {
+      for (const t of st.traces) this.real.deleteSavedModel(t.model);
+      st.traces = [];
       return;
     }
-    if (st.eager) return;
     try {
       const trace = this.buildTrace(st.feed);
       st.traces.unshift(trace);
@@ -482,7 +491,7 @@ export class GraphCapture {
     st.traces.splice(st.traces.indexOf(t), 1);
     st.traces.unshift(t);
     this.stats.replays++;
-    st.misses = 0;
+    st.replays++;
     this.mode = 'idle';
   }
 
@@ -506,7 +515,11 @@ export class GraphCapture {
     }
     st.misses++;
     if (counts) st.failures++;
-    if (st.failures >= MAX_FAILURES || st.misses >= MAX_MISSES) st.eager = true;
+    if (st.failures >= MAX_FAILURES) st.eager = true;
+    if (st.misses >= MIN_MISSES && st.misses * REPLAYS_PER_MISS > st.replays) {
+      st.eager = true;
+      this.stats.lastFallback = `its shapes keep changing: ${st.misses} fallbacks against ${st.replays} replays (last: ${why})`;
+    }
     this.startTrace();
     for (let k = 0; k < this.at; k++) {
       const o = t.ops[k]!;
