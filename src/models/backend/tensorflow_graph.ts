@@ -417,8 +417,8 @@ export class GraphCapture {
       let slot = this.extSlot.get(id);
       if (slot === undefined) {
         const meta = this.metaOf.get(id);
-        if (meta === undefined) {
-          this.failure = `an input of ${op} (tensor ${id}) has no known shape`;
+        if (meta === undefined || meta.dtype < 0) {
+          this.failure = `an input of ${op} (tensor ${id}) has no known shape or a dtype a graph does not take`;
           return;
         }
         slot = this.externals.length;
@@ -751,11 +751,12 @@ function sameAttrs(a: OpAttr[], b: OpAttr[]): boolean {
   return true;
 }
 
+/** TensorFlow's code for a tfjs dtype; −1 for those a captured graph does not take (a trace that meets one is not kept). */
 function dtypeCode(b: Binding, dtype: tf.DataType): number {
   switch (dtype) {
     case 'float32': return b.TF_FLOAT;
     case 'int32': return b.TF_INT32;
     case 'bool': return b.TF_BOOL;
-    default: throw new EgmfError(`dtype ${dtype} cannot enter a captured graph`);
+    default: return -1;
   }
 }
