@@ -25,6 +25,7 @@ import { GraphCapture, initBackend, parseBackendName } from '../models/backend/i
 import { Decoder, saveDecoder } from '../models/llm/index.ts';
 import { qwen3TokenizerDir, tinyQwen3Config } from '../models/llm/builtin.ts';
 import { tfNodeAddon } from '../models/backend/install.ts';
+import { TRAINING_NODE_FLAGS } from '../train/process.ts';
 import { buildSetup, disposeSetup } from '../train/setup.ts';
 import { trainStep } from '../train/trainer.ts';
 import { AdamW } from '../train/optimizer.ts';
@@ -162,7 +163,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
 }
 
 function benchInChild(backend: string, threads: number, llmDir: string, steps: number, seed: number, overrides: string[]): TrainBenchBackend | { error: string } {
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'egmf.mjs'), 'bench', '--target', 'train', '--json', '--one', `${backend}:${threads}`, '--llm-dir', llmDir, '--samples', String(steps), '--seed', String(seed), ...overrides.flatMap((o) => ['--set', o])], {
+  const r = spawnSync(process.execPath, [...TRAINING_NODE_FLAGS, join(REPO, 'bin', 'egmf.mjs'), 'bench', '--target', 'train', '--json', '--one', `${backend}:${threads}`, '--llm-dir', llmDir, '--samples', String(steps), '--seed', String(seed), ...overrides.flatMap((o) => ['--set', o])], {
     encoding: 'utf8', timeout: 900_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
   });
   if (r.error) return { error: r.error.message };

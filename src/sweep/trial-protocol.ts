@@ -30,6 +30,7 @@ import { EgmfError } from '../errors.ts';
 import { createStore, startRun, type RunHandle, type TrackingStore } from '../tracking/index.ts';
 import type { Goal, Params } from './space.ts';
 import { TRIAL_PARENT_ENV } from './watchdog.ts';
+import { TRAINING_NODE_FLAGS } from '../train/process.ts';
 
 export const PAYLOAD_ENV = 'EGMF_TRIAL_PAYLOAD';
 export const TRIAL_COMMAND_ENV = 'EGMF_TRIAL_COMMAND';
@@ -165,7 +166,7 @@ export function trialCommand(override?: readonly string[], env: NodeJS.ProcessEn
     }
     return v as string[];
   }
-  return [process.execPath, join(REPO_ROOT, 'bin', 'egmf.mjs'), 'trial'];
+  return [process.execPath, ...TRAINING_NODE_FLAGS, join(REPO_ROOT, 'bin', 'egmf.mjs'), 'trial'];
 }
 
 export interface RunTrialOptions {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { defaultThreads } from '../../src/models/backend/threads.ts';
@@ -7,6 +8,7 @@ import { startSweep, studyFromJournal, loadSweepOf, readMeta } from '../../src/s
 import { LocalExecutor, defaultParallelism, detectGpus, type LocalExecutorOptions } from '../../src/sweep/executors/local.ts';
 import { parseTrialPayload, runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
 import { createStore } from '../../src/tracking/index.ts';
+import { TRAINING_NODE_FLAGS } from '../../src/train/process.ts';
 import { tempDir } from '../helpers.ts';
 import { FAKE_COMMAND, gridSpec, readFakeLog, startsPerTrial } from '../fixtures/sweep/harness.ts';
 
@@ -165,6 +167,14 @@ describe('trial protocol', () => {
     expect(() => trialCommand(undefined, { EGMF_TRIAL_COMMAND: '[]' })).toThrow(/non-empty JSON array/);
     expect(trialCommand(undefined, { EGMF_TRIAL_COMMAND: '["node","t.mjs"]' })).toEqual(['node', 't.mjs']);
     expect(trialCommand(undefined, {}).slice(-1)).toEqual(['trial']);
+  });
+
+  it("starts trials with the training processes' Node flags, which Node takes: a 64 MB young generation", () => {
+    const cmd = trialCommand(undefined, {});
+    expect(cmd.slice(0, 1 + TRAINING_NODE_FLAGS.length)).toEqual([process.execPath, ...TRAINING_NODE_FLAGS]);
+    const r = spawnSync(process.execPath, [...TRAINING_NODE_FLAGS, '-e', 'console.log(require("v8").getHeapSpaceStatistics().length)'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
   });
 
   it('turns a command that cannot start, or a child that breaks the protocol, into a failed outcome', async () => {
