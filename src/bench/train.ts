@@ -69,7 +69,7 @@ export interface TrainBenchBackend {
    * `tensorflow_ops_per_step`: what TensorFlow itself executes each timed step (one session
    * run, against `kernels_per_step` eager ops without the graph).
    */
-  graph?: { traces: number; replays: number; fallbacks: number; eager: number; graph_nodes: number; warmup_s: number; session_ms_per_step: number; tensorflow_ops_per_step: number };
+  graph?: { traces: number; replays: number; fallbacks: number; eager: number; graph_nodes: number; warmup_s: number; session_ms_per_step: number; tensorflow_ops_per_step: number | null };
 }
 
 export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBench | Record<string, number> | { error: string }>;
@@ -248,7 +248,8 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
           traces: g1.traces, replays: g1.replays - g0.replays, fallbacks: g1.fallbacks - g0.fallbacks, eager: g1.eager - g0.eager, graph_nodes: g1.nodes,
           warmup_s: Math.round(warmup * 10) / 10,
           session_ms_per_step: Math.round(((g1.runMs - g0.runMs) / Math.max(1, g1.replays - g0.replays)) * 10) / 10,
-          tensorflow_ops_per_step: g1.replays - g0.replays === steps ? 1 : Number.NaN,
+          // null: some timed steps fell back or ran eagerly (see fallbacks and eager).
+          tensorflow_ops_per_step: g1.replays - g0.replays === steps ? 1 : null,
         },
       } : {}),
     };

@@ -34,6 +34,7 @@ import { join } from 'node:path';
 import { EgmfError } from '../../errors.ts';
 import { type AttrValue, type NodeDef, savedModelBytes, sessionConfigHex } from './graphdef.ts';
 import { tensorflowThreads } from './select.ts';
+import { tensorflowDtype } from './tensorflow_kernels.ts';
 
 /** The GraphDef version of TensorFlow 2.21 (`TF_GRAPH_DEF_VERSION`), the release the addon is built against. */
 const GRAPH_DEF_VERSION = 2474;
@@ -151,9 +152,8 @@ interface Trace {
   /** Flat output indices fetched at the end, ascending. */
   fetch: number[];
   fetchSet: Set<number>;
-  /** Shape of each flat output. */
+  /** Shape of each flat output (as many as the ops have outputs). */
   shapes: number[][];
-  totalOutputs: number;
   model: number;
   inputNames: string;
   outputNames: string;
@@ -251,7 +251,7 @@ export class GraphCapture {
       if (this.mode !== 'idle') {
         for (let i = 0; i < ids.length; i++) {
           const id = ids[i]! >= VIRTUAL_BASE ? (this.resolved.get(ids[i]!) ?? ids[i]!) : ids[i]!;
-          if (!this.metaOf.has(id)) this.metaOf.set(id, { shape: tensors[i]!.shape.slice(), dtype: dtypeCode(this.real, tensors[i]!.dtype) });
+          if (!this.metaOf.has(id)) this.metaOf.set(id, { shape: tensors[i]!.shape.slice(), dtype: tensorflowDtype(this.real, tensors[i]!.dtype) });
         }
       }
       return ids;
@@ -381,7 +381,7 @@ export class GraphCapture {
     const fed = this.externals.flatMap((_, s) => (baked(s) ? [] : [s]));
     return {
       ops: this.ops, externals: this.externals, baked: this.externals.map((_, s) => baked(s)), fed, fetch, fetchSet: new Set(fetch),
-      shapes: this.ops.flatMap((o) => o.outputs.map((x) => x.shape)), totalOutputs: this.outDtypes.length, model,
+      shapes: this.ops.flatMap((o) => o.outputs.map((x) => x.shape)), model,
       inputNames: fed.map((s) => `x${s}:0`).join(','),
       outputNames: fetch.map(name).join(','),
     };
@@ -446,7 +446,7 @@ export class GraphCapture {
     this.mode = 'replay';
     this.cands = st.traces.slice();
     this.at = 0;
-    this.span = Math.max(...this.cands.map((t) => t.totalOutputs));
+    this.span = Math.max(...this.cands.map((t) => t.shapes.length));
     this.base = this.nextVirtual;
     this.nextVirtual += this.span;
     this.extIds = new Array<number>(Math.max(...this.cands.map((t) => t.externals.length))).fill(-1);
@@ -468,7 +468,7 @@ export class GraphCapture {
   private finishReplay(): void {
     const t = this.cands.find((c) => c.ops.length === this.at);
     if (t === undefined) return this.fallBack(`the region ran ${this.at} ops, no trace of its key as few`);
-    for (let f = 0; f < t.totalOutputs; f++) {
+    for (let f = 0; f < t.shapes.length; f++) {
       if (!this.dead.has(this.base + f) && !t.fetchSet.has(f)) return this.fallBack(`a tensor its trace discarded (output ${f}) is still alive`, true);
     }
     const t0 = performance.now();
@@ -508,7 +508,7 @@ export class GraphCapture {
       // Traces that bake a value seen to change cannot serve again.
       for (const s of this.varying) st.feed.add(s);
       st.traces = st.traces.filter((c) => {
-        const stale = this.varying.some((s) => s < c.externals.length && c.externals[s]!.values !== null && !c.fed.includes(s));
+        const stale = this.varying.some((s) => c.baked[s] === true);
         if (stale) this.real.deleteSavedModel(c.model);
         return !stale;
       });
@@ -749,14 +749,4 @@ function sameAttrs(a: OpAttr[], b: OpAttr[]): boolean {
     for (let j = 0; j < x.value.length; j++) if (x.value[j] !== y.value[j]) return false;
   }
   return true;
-}
-
-/** TensorFlow's code for a tfjs dtype; −1 for those a captured graph does not take (a trace that meets one is not kept). */
-function dtypeCode(b: Binding, dtype: tf.DataType): number {
-  switch (dtype) {
-    case 'float32': return b.TF_FLOAT;
-    case 'int32': return b.TF_INT32;
-    case 'bool': return b.TF_BOOL;
-    default: return -1;
-  }
 }

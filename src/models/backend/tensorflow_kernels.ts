@@ -51,17 +51,16 @@ export function registerTensorflowKernelFixes(): void {
     backendName: 'tensorflow',
     kernelFunc: (args) => {
       const backend = args.backend as NodeBackend;
-      if (backend.isUsingGpuDevice) return gather.kernelFunc(args) as TensorInfo;
       const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+      const b = backend.binding;
+      if (backend.isUsingGpuDevice || tensorflowDtype(b, x.dtype) < 0) return gather.kernelFunc(args) as TensorInfo;
       const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
       tf.backend_util.segment_util.collectGatherOpShapeInfo(x as tf.Tensor, indices as tf.Tensor, axis, batchDims);
-      const b = backend.binding;
-      const type = (dtype: tf.DataType) => ({ int32: b.TF_INT32, float32: b.TF_FLOAT, bool: b.TF_BOOL } as Record<string, number>)[dtype];
       const axisTensor = tf.scalar(axis, 'int32');
       const attrs = [
         { name: 'batch_dims', type: b.TF_ATTR_INT, value: batchDims },
-        { name: 'Tparams', type: b.TF_ATTR_TYPE, value: type(x.dtype) },
-        { name: 'Tindices', type: b.TF_ATTR_TYPE, value: type(indices.dtype) },
+        { name: 'Tparams', type: b.TF_ATTR_TYPE, value: tensorflowDtype(b, x.dtype) },
+        { name: 'Tindices', type: b.TF_ATTR_TYPE, value: tensorflowDtype(b, indices.dtype) },
         { name: 'Taxis', type: b.TF_ATTR_TYPE, value: b.TF_INT32 },
       ];
       const res = backend.executeSingleOutput('GatherV2', attrs, [x, indices, axisTensor]);
@@ -80,4 +79,14 @@ interface NodeBackend extends KernelBackend {
 function share(backend: KernelBackend, x: TensorInfo): TensorInfo {
   (backend as KernelBackend & { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+}
+
+/** TensorFlow's code for a tfjs dtype (the binding's TF_* constants); −1 for one the captured graphs and these kernels do not take. */
+export function tensorflowDtype(b: { TF_INT32: number; TF_FLOAT: number; TF_BOOL: number }, dtype: tf.DataType): number {
+  switch (dtype) {
+    case 'float32': return b.TF_FLOAT;
+    case 'int32': return b.TF_INT32;
+    case 'bool': return b.TF_BOOL;
+    default: return -1;
+  }
 }
