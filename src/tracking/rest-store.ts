@@ -215,14 +215,29 @@ export class RestStore extends BaseStore {
     throw last;
   }
 
+  /**
+   * Records dataset inputs. MLflow's SQL store looks a dataset up and inserts it when missing in
+   * one transaction, so runs logging the same new dataset at once (sweep trials starting together)
+   * can lose the race on its unique key: the server rolls the whole request back and answers 400.
+   * By then the winner has stored the dataset, so the request is sent again.
+   */
   async logInputs(runId: string, datasets: DatasetInput[]): Promise<void> {
-    await this.client.post('runs/log-inputs', {
+    const body = {
       run_id: runId,
       datasets: datasets.map((d) => ({
         tags: kvs(d.tags),
         dataset: { name: d.dataset.name, digest: d.dataset.digest, source_type: d.dataset.sourceType, source: d.dataset.source, schema: d.dataset.schema, profile: d.dataset.profile },
       })),
-    });
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.post('runs/log-inputs', body);
+        return;
+      } catch (e) {
+        if (!isUniqueKeyRace(e) || attempt >= Math.max(3, this.client.retry.maxRetries)) throw e;
+        await this.backoff(attempt);
+      }
+    }
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -282,4 +297,9 @@ export class RestStore extends BaseStore {
   async downloadArtifact(runId: string, relPath: string): Promise<Uint8Array> {
     return this.client.getBytes(await this.artifactPath(runId, relPath));
   }
+}
+
+/** A server's 400 for a unique key a concurrent request inserted first (SQLite, PostgreSQL, MySQL wording). */
+function isUniqueKeyRace(e: unknown): boolean {
+  return isMlflowError(e) && e.status === 400 && /UNIQUE constraint failed|IntegrityError|duplicate key value|Duplicate entry/i.test(e.message);
 }

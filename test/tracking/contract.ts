@@ -123,6 +123,18 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(run.inputs).toEqual([input]);
     });
 
+    it('records one new dataset from many runs logging it at once (sweep trials starting together)', async () => {
+      const s = target.store();
+      const exp = await s.getOrCreateExperiment(`${expName} inputs raced`);
+      const input = { dataset: { name: 'meld-train', digest: '63c57e68758d2c10', sourceType: 'local', source: '/cache/meld/train.arrow', schema: '{"task": "classification"}' }, tags: { 'mlflow.data.context': 'train' } };
+      for (let round = 0; round < 3; round++) {
+        const runs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => s.createRun({ experimentId: exp, runName: `racer-${round}-${i}` })));
+        const raced = { ...input, dataset: { ...input.dataset, digest: `${input.dataset.digest}${round}` } };
+        await Promise.all(runs.map((r) => target.store().logInputs(r.info.runId, [raced])));
+        for (const r of runs) expect((await s.getRun(r.info.runId)).inputs).toEqual([raced]);
+      }
+    });
+
     it('stores, lists and downloads artifacts', async () => {
       const s = target.store();
       const id = ids.children[0]!;
