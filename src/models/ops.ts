@@ -13,6 +13,32 @@
  * Never chain tensor methods (`x.reshape`): tfjs-core alone does not register them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+
+/**
+ * `tf.dropout(x, rate, undefined, seed)` with the same values bit for bit, as one kernel
+ * instead of five. tfjs draws u from alea seeded with the seed's digits (in float32), keeps
+ * where floor(u + keep) = 1 and scales by 1 / keep, keep = 1 − rate, each step a float32
+ * kernel; here the multiplier is made on the host (a float32 sum or quotient of float32
+ * values, computed in double and rounded once, is the float32 result), with alea's
+ * recurrence inline rather than a closure call per number, and x is multiplied by it.
+ */
+export function seededDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (!(rate > 0 && rate < 1)) throw new RangeError(`dropout rate must be in (0, 1), got ${rate}`);
+  const keep = Math.fround(1 - rate);
+  const scale = Math.fround(1 / keep);
+  let { c, s0, s1, s2 } = seedrandom.alea(String(seed), { state: true }).state();
+  const m = new Float32Array(x.size);
+  for (let i = 0; i < m.length; i++) {
+    const t = 2091639 * s0 + c * 2.3283064365386963e-10;
+    s0 = s1;
+    s1 = s2;
+    c = t | 0;
+    s2 = t - c;
+    if (Math.fround(Math.fround(s2) + keep) >= 1) m[i] = scale;
+  }
+  return tf.mul(x, tf.tensor(m, x.shape, 'float32'));
+}
 
 /** Large negative additive bias for masked attention logits (finite: avoids NaN rows). */
 export const MASK_NEG = -1e9;

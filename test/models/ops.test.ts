@@ -12,6 +12,31 @@ beforeAll(async () => {
 });
 
 describe('ops: forward and backward on wasm match cpu', () => {
+  it("seededDropout gives tf.dropout's values bit for bit (one kernel instead of five), and its gradient", async () => {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      for (const rate of [0.05, 0.1, 0.123456, 0.5, 0.77]) {
+        for (const seed of [0, 1, 7919, 123_456_789, 2_147_483_646]) {
+          const x = tf.randomNormal([3, 17, 33], 0, 3, 'float32', seed + 1);
+          const want = tf.dropout(x, rate, undefined, seed);
+          const got = ops.seededDropout(x, rate, seed);
+          const [a, b] = [want.dataSync(), got.dataSync()];
+          let same = 0;
+          for (let i = 0; i < a.length; i++) if (Object.is(a[i], b[i])) same++;
+          expect(same, `${backend} rate ${rate} seed ${seed}`).toBe(a.length);
+          tf.dispose([x, want, got]);
+        }
+      }
+      const x = rand([4, 6], 3);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(ops.seededDropout(t, 0.5, 42)))(x);
+      const kept = ops.seededDropout(tf.onesLike(x), 0.5, 42);
+      expectClose(g.dataSync(), kept.dataSync(), 0, backend);
+      expect(new Set(kept.dataSync())).toEqual(new Set([0, 2]));
+      tf.dispose([x, g, kept]);
+    }
+    expect(() => ops.seededDropout(tf.ones([2]), 1, 0)).toThrow(/dropout rate must be in \(0, 1\), got 1/);
+  });
+
   it('linear on 3-D input with bias, and matMul2d', async () => {
     await expectWasmMatchesCpu(() => [rand([2, 5, 7], 1), rand([7, 6], 2), rand([6], 3)], (x, w, b) => ops.linear(x!, w as tf.Tensor2D, b as tf.Tensor1D));
     await expectWasmMatchesCpu(() => [rand([9, 4], 4), rand([4, 3], 5)], (a, w) => ops.matMul2d(a as tf.Tensor2D, w as tf.Tensor2D));

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { attention, gelu, layerNorm, linear, MASK_NEG, mergeHeads, splitHeads } from '../ops.ts';
+import { attention, gelu, layerNorm, linear, MASK_NEG, mergeHeads, seededDropout, splitHeads } from '../ops.ts';
 
 /** Every variable of the fusion network, keyed by its checkpoint name (`egmf.…`). */
 export class Params {
@@ -74,7 +74,7 @@ export function evalCtx(): ForwardCtx {
 }
 
 export function dropout(x: tf.Tensor, ctx: ForwardCtx): tf.Tensor {
-  return ctx.training && ctx.dropout > 0 ? tf.dropout(x, ctx.dropout, undefined, ctx.nextSeed()) : x;
+  return ctx.training && ctx.dropout > 0 ? seededDropout(x, ctx.dropout, ctx.nextSeed()) : x;
 }
 
 export class Linear {
