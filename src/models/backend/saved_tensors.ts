@@ -1,10 +1,10 @@
 /**
  * The engine keeps every tensor a kernel's gradient will need by cloning it, and a clone is
  * a full kernel launch (`Identity`) plus a tape node of its own (1,235 of a tiny-EGMF step's
- * 4,172 kernels). On wasm and cpu an Identity output shares its input's buffer anyway, so
- * the saved copy is made directly: the same buffer reference count and tracked tensor the
- * kernel would give, without the launch and the tape node. Other backends keep the engine's
- * own clone. Written against tfjs-core 4.22's engine (checked at install: the method must exist).
+ * 4,172 kernels). On wasm, cpu and tensorflow (tfjs-node) an Identity output shares its
+ * input's buffer anyway, so the saved copy is made directly: the same buffer reference count
+ * and tracked tensor the kernel would give, without the launch and the tape node. Other
+ * backends keep the engine's own clone. Written against tfjs-core 4.22's engine (checked at install: the method must exist).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -16,7 +16,7 @@ interface EngineLike {
   keep<T extends tf.Tensor>(t: T): T;
 }
 
-const SHARING = new Set(['wasm', 'cpu']);
+const SHARING = new Set(['wasm', 'cpu', 'tensorflow']);
 let installed = false;
 
 /** Idempotent. */
