@@ -65,11 +65,15 @@ export interface TrainBenchBackend {
   /**
    * tensorflow with `graph: true`: the captured step (tensorflow_graph.ts). The warm-up
    * records one trace per shape signature of the epoch's batches (each an eager step, a
-   * graph build and the graph's first, optimising run); the timed steps then replay.
+   * graph build and the graph's first run) and confirms each by a full replay; the timed
+   * steps then replay, `forward_only` of them running only the forward pass in JavaScript.
    * `tensorflow_ops_per_step`: what TensorFlow itself executes each timed step (one session
    * run, against `kernels_per_step` eager ops without the graph).
    */
-  graph?: { traces: number; replays: number; fallbacks: number; eager: number; graph_nodes: number; warmup_s: number; session_ms_per_step: number; tensorflow_ops_per_step: number | null };
+  graph?: {
+    traces: number; replays: number; forward_only: number; fallbacks: number; eager: number; graph_nodes: number; warmup_s: number;
+    session_ms_per_step: number; tensorflow_ops_per_step: number | null;
+  };
 }
 
 export type TrainBenchResult = Record<string, TrainBenchBackend | TorchBench | Record<string, number> | { error: string }>;
@@ -192,8 +196,9 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
     };
     const capture = cfg.graph ? GraphCapture.forCurrentBackend() : null;
     const tw = performance.now();
-    // Warm-up: kernels compiled, caches filled; with a captured graph, every batch shape of the epoch traced.
-    for (let i = 0; i < (capture === null ? 1 : plan.length); i++) run(i);
+    // Warm-up: kernels compiled, caches filled; with a captured graph, every batch shape of the
+    // epoch traced and then confirmed by a full replay (later replays run only the forward pass).
+    for (let i = 0; i < (capture === null ? 1 : 2 * plan.length); i++) run(i);
     const warmup = (performance.now() - tw) / 1000;
     const profile = await tf.profile(() => {
       run(1);
@@ -245,7 +250,7 @@ export async function benchOne(backend: string, threads: number, llmDir: string,
       parameters: [...setup.variables.values()].filter((v) => v.trainable).reduce((a, v) => a + v.size, 0),
       ...(g0 !== null && g1 !== null ? {
         graph: {
-          traces: g1.traces, replays: g1.replays - g0.replays, fallbacks: g1.fallbacks - g0.fallbacks, eager: g1.eager - g0.eager, graph_nodes: g1.nodes,
+          traces: g1.traces, replays: g1.replays - g0.replays, forward_only: g1.forwardOnly - g0.forwardOnly, fallbacks: g1.fallbacks - g0.fallbacks, eager: g1.eager - g0.eager, graph_nodes: g1.nodes,
           warmup_s: Math.round(warmup * 10) / 10,
           session_ms_per_step: Math.round(((g1.runMs - g0.runMs) / Math.max(1, g1.replays - g0.replays)) * 10) / 10,
           // null: some timed steps fell back or ran eagerly (see fallbacks and eager).

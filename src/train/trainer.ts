@@ -267,18 +267,18 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   s.model.setStep(step);
   s.lora?.setStep(step);
   const varList = [...s.variables.values()];
-  const pass = () => tf.variableGrads(() => s.model.loss(batch, { training: true }), varList);
+  const loss = () => s.model.loss(batch, { training: true });
   // On tensorflow, the pass is one captured graph (one trace per batch shape, see GraphCapture).
   const capture = s.cfg.graph ? GraphCapture.forCurrentBackend() : null;
-  const { value, grads } = capture === null ? pass() : capture.run('train-step', pass);
+  const { value, grads } = capture === null ? tf.variableGrads(loss, varList) : capture.variableGrads('train-step', loss, varList);
   const named: Record<string, tf.Tensor> = {};
   // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
   for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;
   const gradNorm = opt.update(named, lr, clip);
-  const loss = value.dataSync()[0]!;
+  const lossValue = value.dataSync()[0]!;
   tf.dispose([value, ...Object.values(grads)]);
-  if (!Number.isFinite(loss)) throw new EgmfError(`training diverged: loss is ${loss} at step ${step}`, { key: 'train.lr' });
-  return { loss, gradNorm };
+  if (!Number.isFinite(lossValue)) throw new EgmfError(`training diverged: loss is ${lossValue} at step ${step}`, { key: 'train.lr' });
+  return { loss: lossValue, gradNorm };
 }
 
 type Loader = Setup['loaders']['train'] & object;

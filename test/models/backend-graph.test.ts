@@ -131,6 +131,80 @@ describe('GraphCapture on the tensorflow backend', () => {
     }
   });
 
+  it.skipIf(!built && !needed)('variableGrads: replays run only the forward pass once a full replay confirms the backward pass, with eager gradients', () => {
+    const tmp = tempDir();
+    try {
+      const r = runTs(join(tmp.path, 'grads.mts'), `${imports}
+        import { seededDropout } from ${JSON.stringify(join(REPO, 'src/models/ops.ts'))};
+        const w = tf.variable(tf.tensor2d([[0.5, -1, 2], [1.5, 0.25, -0.75], [-2, 1, 0.5], [0.1, 0.2, 0.3]]), true, 'w');
+        const b = tf.variable(tf.tensor1d([0.1, -0.2, 0.3]), true, 'b');
+        // A custom gradient whose backward pass makes a host tensor from the data: no replay may skip it.
+        const dataGrad = (x, data) => tf.customGrad((t) => ({ value: tf.mul(t, 2), gradFunc: (dy) => tf.mul(dy, tf.tensor(data, t.shape)) }))(x);
+        const kept = [];
+        const loss = (step, opts = {}) => () => {
+          const x = tf.tensor2d(Array.from({ length: 12 }, (_, i) => Math.sin(i + step)), [3, 4]);
+          let h = tf.tanh(tf.add(tf.matMul(x, w), b));
+          h = seededDropout(h, 0.25, 1000 + step);
+          if (opts.data) h = dataGrad(h, Array.from({ length: 9 }, (_, i) => (i + step) % 3));
+          if (opts.keep) kept.push(tf.keep(h));
+          return tf.sum(tf.square(tf.gather(tf.reshape(h, [-1]), tf.tensor1d([step % 9, 4, 8], 'int32'))));
+        };
+        const values = (g) => {
+          const v = { loss: g.value.dataSync()[0], grads: Object.fromEntries(Object.entries(g.grads).map(([k, t]) => [k, Array.from(t.dataSync())])) };
+          tf.dispose([g.value, ...Object.values(g.grads)]);
+          return v;
+        };
+        const diff = (a, c) => Math.max(Math.abs(a.loss - c.loss), ...Object.keys(a.grads).flatMap((k) => a.grads[k].map((x, i) => Math.abs(x - c.grads[k][i]))));
+        const out = { plain: [], data: [], stats: [] };
+        let n0 = 0;
+        let t0 = 0;
+        for (let step = 0; step < 12; step++) {
+          // Growth is counted over the replays that skip the backward pass (a trace holds its backward constants).
+          if (step === 2) [n0, t0] = [binding.getNumOfTensors(), tf.memory().numTensors];
+          const eager = values(tf.variableGrads(loss(step), [w, b]));
+          const captured = values(cap.variableGrads('plain', loss(step), [w, b]));
+          out.plain.push(diff(eager, captured));
+          out.keys = Object.keys(captured.grads).sort();
+          out.stats.push({ ...cap.stats });
+        }
+        out.nativeGrowth = binding.getNumOfTensors() - n0;
+        out.tensorGrowth = tf.memory().numTensors - t0;
+        const before = cap.stats.forwardOnly;
+        for (let step = 0; step < 6; step++) {
+          const eager = values(tf.variableGrads(loss(step, { data: true }), [w, b]));
+          out.data.push(diff(eager, values(cap.variableGrads('data', loss(step, { data: true }), [w, b]))));
+        }
+        out.dataForwardOnly = cap.stats.forwardOnly - before;
+        // The forward pass keeps a tensor its trace did not: the record runs eagerly.
+        const eagerKept = values(tf.variableGrads(loss(20, { keep: true }), [w, b]));
+        const capturedKept = values(cap.variableGrads('plain', loss(20, { keep: true }), [w, b]));
+        out.keptDiff = diff(eagerKept, capturedKept);
+        out.kept = kept.map((t) => Array.from(t.dataSync()));
+        out.keptStats = { ...cap.stats };
+        tf.dispose(kept);
+        console.log(JSON.stringify(out));
+        process.exit(0);`);
+      expect(r.status, r.stderr).toBe(0);
+      const out = lastJson(r.stdout);
+      expect(out.plain).toEqual(out.plain.map(() => 0));
+      expect(out.keys).toEqual(['b', 'w']);
+      // Traced, then one full replay confirms the backward pass; every later replay skips it.
+      expect([out.stats[0].traces, out.stats[1].replays, out.stats[1].forwardOnly]).toEqual([1, 1, 0]);
+      expect(out.stats[11].forwardOnly).toBe(10);
+      expect(out.stats[11].fallbacks).toBe(0);
+      expect(out.nativeGrowth).toBe(0);
+      expect(out.tensorGrowth).toBe(0);
+      // A backward pass that makes data-dependent host tensors is never skipped, and stays exact.
+      expect(out.data).toEqual(out.data.map(() => 0));
+      expect(out.dataForwardOnly).toBe(0);
+      expect(out.keptDiff).toBe(0);
+      expect(out.kept[0]).toEqual(out.kept[1]);
+      expect(out.keptStats.lastFallback).toMatch(/ran its record eagerly/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it.skipIf(!built && !needed)('trains the tiny EGMF to the same losses captured as eagerly, replaying every repeated batch shape', () => {
     const tmp = tempDir();
     try {
@@ -178,6 +252,8 @@ describe('GraphCapture on the tensorflow backend', () => {
       expect(captured.capture.traces).toBeLessThanOrEqual(4);
       expect(captured.capture.replays).toBeGreaterThanOrEqual(12);
       expect(captured.capture.eager).toBe(0);
+      // From the third pass on (after each trace's confirming full replay), only the forward pass runs in JavaScript.
+      expect(captured.capture.forwardOnly).toBeGreaterThanOrEqual(8);
       expect(captured.tensors).toBe(eager.tensors);
     } finally {
       tmp.cleanup();

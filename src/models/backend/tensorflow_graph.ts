@@ -157,7 +157,34 @@ interface Trace {
   model: number;
   inputNames: string;
   outputNames: string;
+  /** A gradient region (`variableGrads`): its forward pass and what its backward pass needs. */
+  grad: GradTrace | null;
 }
+
+/**
+ * What lets a replay of a gradient region skip the backward pass's JavaScript: once the
+ * forward ops have matched, the backward ops are fixed (they follow from the forward ops
+ * and the gradient functions), except for the tensors the backward pass makes on the host
+ * (tfjs's ones and zeros fills, the ±1 matrices of custom gradients). Those are kept from
+ * the trace and must come out the same in the first full replay, else the trace always
+ * runs the backward pass in JavaScript.
+ */
+interface GradTrace {
+  /** Ops of the forward pass (those before are forward, the rest backward). */
+  forwardOps: number;
+  /** Flat outputs made by the forward ops. */
+  forwardOutputs: number;
+  /** Flat output of each variable's gradient, by variable name. */
+  grads: [string, number][];
+  /** External slots first used by a backward op, with the values they had in the trace. */
+  backward: Map<number, HostValues>;
+  /** 'unknown' until a full replay confirms `backward`; then 'ready' (or 'never'). */
+  skip: 'unknown' | 'ready' | 'never';
+  /** TensorFlow tensors holding the fed backward slots' values, while 'ready'. */
+  ids: Map<number, number>;
+}
+
+type HostValues = Int32Array | Float32Array | Uint8Array;
 
 interface KeyState {
   traces: Trace[];
@@ -192,12 +219,19 @@ export interface GraphStats {
   runMs: number;
   /** Why the latest fallback or eager key happened. */
   lastFallback: string | null;
+  /** Replays of gradient regions that ran only the forward pass in JavaScript. */
+  forwardOnly: number;
+}
+
+/** Thrown out of the forward pass of a gradient region whose backward pass the graph computes alone. */
+class SkipBackward {
+  constructor(readonly trace: Trace, readonly loss: tf.Tensor) {}
 }
 
 type Mode = 'idle' | 'trace' | 'replay';
 
 export class GraphCapture {
-  readonly stats: GraphStats = { traces: 0, replays: 0, fallbacks: 0, eager: 0, nodes: 0, runMs: 0, lastFallback: null };
+  readonly stats: GraphStats = { traces: 0, replays: 0, fallbacks: 0, eager: 0, nodes: 0, runMs: 0, lastFallback: null, forwardOnly: 0 };
   private readonly real: Binding;
   private readonly keys = new Map<string, KeyState>();
   private mode: Mode = 'idle';
@@ -215,6 +249,12 @@ export class GraphCapture {
   private failure: string | null = null;
   /** The current region read a tensor it computed (no trace can replay it). */
   private readBack = false;
+  /** Identifies the current gradient region's forward pass (`variableGrads`), else null. */
+  private gradToken: object | null = null;
+  /** Op count when its forward pass ended (−1 while it runs, and outside gradient regions). */
+  private forwardAt = -1;
+  /** Values of the tensors made on the host during a gradient region's backward pass, by id. */
+  private backwardMade = new Map<number, HostValues>();
 
   // Trace state (mode 'trace').
   private ops: TracedOp[] = [];
@@ -223,6 +263,8 @@ export class GraphCapture {
   private producedBy = new Map<number, number>();
   private outDtypes: number[] = [];
   private live = new Set<number>();
+  /** Op count at which each external slot was first used. */
+  private firstUse: number[] = [];
 
   // Replay state (mode 'replay').
   private cands: Trace[] = [];
@@ -275,6 +317,26 @@ export class GraphCapture {
    * should not read tensors it computes (that makes the key run eagerly).
    */
   run<T>(key: string, fn: () => T): T {
+    return this.region(key, fn, null);
+  }
+
+  /**
+   * `tf.variableGrads(f, varList)` as a captured region named `key`. Once a full replay has
+   * confirmed a trace's backward pass (see GradTrace), replays matching it run only the
+   * forward pass `f` in JavaScript: the graph computes the gradients, and the tape's saved
+   * tensors are dropped unused.
+   */
+  variableGrads(key: string, f: () => tf.Scalar, varList: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    const token = {};
+    const forward = () => {
+      const y = f();
+      this.forwardDone(token, y);
+      return y;
+    };
+    return this.region(key, () => tf.variableGrads(forward, varList), token);
+  }
+
+  private region<T>(key: string, fn: () => T, gradToken: object | null): T {
     if (this.mode !== 'idle') return fn();
     let st = this.keys.get(key);
     if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set() }));
@@ -285,6 +347,8 @@ export class GraphCapture {
     this.key = st;
     this.failure = null;
     this.readBack = false;
+    this.gradToken = gradToken;
+    this.forwardAt = -1;
     try {
       return st.traces.length === 0 ? this.traceRegion(fn) : this.replayRegion(fn);
     } finally {
@@ -295,13 +359,33 @@ export class GraphCapture {
       this.madeHere = new Map();
       this.cands = [];
       this.key = null;
+      this.gradToken = null;
+      this.forwardAt = -1;
+      this.backwardMade = new Map();
     }
+  }
+
+  /** The end of a gradient region's forward pass: skips the backward pass where a confirmed trace computes it. */
+  private forwardDone(token: object, y: tf.Tensor): void {
+    if (token !== this.gradToken || this.forwardAt >= 0) return;
+    if (this.mode === 'trace') this.forwardAt = this.ops.length;
+    if (this.mode !== 'replay') return;
+    this.forwardAt = this.at;
+    const t = this.cands.find((c) => c.grad !== null && c.grad.skip === 'ready' && c.grad.forwardOps === this.at);
+    if (t !== undefined) throw new SkipBackward(t, tf.keep(y));
   }
 
   /** Drops every trace and its session. */
   reset(): void {
-    for (const st of this.keys.values()) for (const t of st.traces) this.real.deleteSavedModel(t.model);
+    for (const st of this.keys.values()) for (const t of st.traces) this.dropTrace(t);
     this.keys.clear();
+  }
+
+  /** Frees a trace's session and the tensors it holds. */
+  private dropTrace(t: Trace): void {
+    this.real.deleteSavedModel(t.model);
+    for (const id of t.grad?.ids.values() ?? []) this.real.deleteTensor(id);
+    t.grad?.ids.clear();
   }
 
   // ---- tracing ---------------------------------------------------------------------------
@@ -314,17 +398,18 @@ export class GraphCapture {
     this.producedBy = new Map();
     this.outDtypes = [];
     this.live = new Set();
+    this.firstUse = [];
   }
 
   private traceRegion<T>(fn: () => T): T {
     this.startTrace();
     const out = fn();
-    this.endTrace();
+    this.endTrace(out);
     return out;
   }
 
   /** Turns the finished recording into a trace of the current key (or marks the key eager). */
-  private endTrace(): void {
+  private endTrace(out: unknown): void {
     const st = this.key!;
     this.mode = 'idle';
     this.stats.traces++;
@@ -333,14 +418,14 @@ export class GraphCapture {
       this.stats.lastFallback = this.failure ?? 'the region reads a tensor it computes';
     }
     if (st.eager) {
-      for (const t of st.traces) this.real.deleteSavedModel(t.model);
+      for (const t of st.traces) this.dropTrace(t);
       st.traces = [];
       return;
     }
     try {
-      const trace = this.buildTrace(st.feed);
+      const trace = this.buildTrace(st.feed, out);
       st.traces.unshift(trace);
-      while (st.traces.length > MAX_TRACES) this.real.deleteSavedModel(st.traces.pop()!.model);
+      while (st.traces.length > MAX_TRACES) this.dropTrace(st.traces.pop()!);
       this.stats.nodes = trace.ops.length;
     } catch (e) {
       st.eager = true;
@@ -348,7 +433,7 @@ export class GraphCapture {
     }
   }
 
-  private buildTrace(feed: Set<number>): Trace {
+  private buildTrace(feed: Set<number>, out: unknown): Trace {
     const fetch: number[] = [];
     for (const id of this.live) fetch.push(this.producedBy.get(id)!);
     fetch.sort((a, b) => a - b);
@@ -384,7 +469,37 @@ export class GraphCapture {
       shapes: this.ops.flatMap((o) => o.outputs.map((x) => x.shape)), model,
       inputNames: fed.map((s) => `x${s}:0`).join(','),
       outputNames: fetch.map(name).join(','),
+      grad: this.gradTrace(out, new Set(fetch)),
     };
+  }
+
+  /** What a gradient region's trace needs to skip its backward pass (null: not a gradient region). */
+  private gradTrace(out: unknown, fetch: Set<number>): GradTrace | null {
+    if (this.gradToken === null || this.forwardAt < 0) return null;
+    const forwardOps = this.forwardAt;
+    const g: GradTrace = {
+      forwardOps, forwardOutputs: forwardOps < this.ops.length ? this.ops[forwardOps]!.first : this.outDtypes.length,
+      grads: [], backward: new Map(), skip: 'unknown', ids: new Map(),
+    };
+    const grads = Object.entries((out as { grads: tf.NamedTensorMap }).grads);
+    const ids = this.backend.getInputTensorIds(grads.map(([, t]) => t));
+    const seen = new Set<number>();
+    grads.forEach(([name], i) => {
+      const flat = this.producedBy.get(ids[i]!);
+      // A gradient the backward ops do not make (or one shared by two variables) cannot be given out alone.
+      if (flat === undefined || flat < g.forwardOutputs || seen.has(flat) || !fetch.has(flat)) g.skip = 'never';
+      else g.grads.push([name, flat]);
+      if (flat !== undefined) seen.add(flat);
+    });
+    const idOf = new Map([...this.extSlot].map(([id, slot]) => [slot, id]));
+    this.externals.forEach((e, s) => {
+      if (this.firstUse[s]! < forwardOps) return;
+      // A tensor from before the region that only the backward pass uses: not one a replay can know.
+      const values = e.values ?? this.backwardMade.get(idOf.get(s)!);
+      if (values === undefined) g.skip = 'never';
+      else g.backward.set(s, values);
+    });
+    return g;
   }
 
   private attrValue(a: OpAttr, op: string): AttrValue {
@@ -424,6 +539,7 @@ export class GraphCapture {
         slot = this.externals.length;
         this.externals.push({ shape: meta.shape, dtype: meta.dtype, values: this.madeHere.get(id) ?? null, shapeUse: false });
         this.extSlot.set(id, slot);
+        this.firstUse.push(this.ops.length);
       }
       if (shapeAt === undefined || shapeAt.some((k) => (k < 0 ? ids.length + k : k) === i)) this.externals[slot]!.shapeUse = true;
       refs.push(slot);
@@ -456,12 +572,13 @@ export class GraphCapture {
     try {
       out = fn();
     } catch (e) {
+      if (e instanceof SkipBackward && this.mode === 'replay') return this.finishForward(e) as T;
       if (this.mode === 'replay') this.fallBack('the region threw');
       throw e;
     }
     if (this.mode === 'replay') this.finishReplay();
     // fn or finishReplay may have fallen back to recording.
-    if ((this.mode as Mode) === 'trace') this.endTrace();
+    if ((this.mode as Mode) === 'trace') this.endTrace(out);
     return out;
   }
 
@@ -486,13 +603,126 @@ export class GraphCapture {
       if (this.dead.has(vid)) this.real.deleteTensor(got[i]!.id);
       else this.resolved.set(vid, got[i]!.id);
     });
-    // The trace that served goes first: the next batch of the same shape finds it at once.
+    if (t.grad !== null && t.grad.skip === 'unknown') this.confirmBackward(t, t.grad);
+    this.served(t);
+  }
+
+  /** The trace that served goes first: the next batch of the same shape finds it at once. */
+  private served(t: Trace): void {
     const st = this.key!;
     st.traces.splice(st.traces.indexOf(t), 1);
     st.traces.unshift(t);
     this.stats.replays++;
     st.replays++;
     this.mode = 'idle';
+  }
+
+  /** After a full replay of a gradient region: its backward pass made the host tensors of the trace, so later replays may skip it. */
+  private confirmBackward(t: Trace, g: GradTrace): void {
+    if (this.forwardAt !== g.forwardOps) return;
+    for (const [s, want] of g.backward) {
+      const got = this.hostValues(this.extIds[s]!);
+      if (got === null || !sameValues(got, want)) {
+        g.skip = 'never';
+        return;
+      }
+    }
+    for (const s of t.fed) {
+      const v = g.backward.get(s);
+      if (v !== undefined) g.ids.set(s, this.real.createTensor(t.externals[s]!.shape, t.externals[s]!.dtype, v));
+    }
+    g.skip = 'ready';
+  }
+
+  /** Values of a tensor made on the host inside the region (null: made elsewhere or computed). */
+  private hostValues(id: number): HostValues | null {
+    if (id < 0) return null;
+    const d = this.deferredConsts.get(id);
+    if (d !== undefined) return d.values;
+    const r = id >= VIRTUAL_BASE ? this.resolved.get(id) : id;
+    if (r === undefined) return null;
+    return this.madeHere.get(r) ?? this.backwardMade.get(r) ?? null;
+  }
+
+  /**
+   * A gradient region's forward pass matched trace `t`, whose backward pass is confirmed:
+   * one session run computes the forward values still alive and the gradients. Should the
+   * forward pass keep a tensor the trace did not fetch, its ops run eagerly from the record.
+   */
+  private finishForward(skip: SkipBackward): { value: tf.Tensor; grads: tf.NamedTensorMap } {
+    const t = skip.trace;
+    const g = t.grad!;
+    // The tape's saved tensors were for the backward pass the graph runs instead.
+    const state = (tf.engine() as unknown as { state: { gradientDepth: number; activeTape: { saved?: tf.Tensor[] }[] | null } }).state;
+    if (state.gradientDepth === 0 && state.activeTape !== null) {
+      for (const node of state.activeTape) for (const x of node.saved ?? []) x.dispose();
+      state.activeTape = null;
+    }
+    const feeds = t.fed.map((s) => g.ids.get(s) ?? this.realId(this.extIds[s]!));
+    let alive = true;
+    for (let f = 0; f < g.forwardOutputs && alive; f++) alive = this.dead.has(this.base + f) || t.fetchSet.has(f);
+    let got: Meta[];
+    if (alive) {
+      const t0 = performance.now();
+      got = this.real.runSavedModel(t.model, feeds, t.inputNames, t.outputNames);
+      this.stats.runMs += performance.now() - t0;
+    } else {
+      g.skip = 'never';
+      this.stats.lastFallback = 'a gradient region kept a forward tensor its trace did not: ran its record eagerly';
+      got = this.runRecord(t, feeds);
+    }
+    const gradOf = new Map(g.grads.map(([name, f]) => [f, name]));
+    const grads: tf.NamedTensorMap = {};
+    t.fetch.forEach((f, i) => {
+      const m = got[i]!;
+      const name = gradOf.get(f);
+      if (name !== undefined) grads[name] = (this.backend as unknown as { createOutputTensor(m: Meta): tf.Tensor }).createOutputTensor(m);
+      else if (f < g.forwardOutputs && !this.dead.has(this.base + f)) this.resolved.set(this.base + f, m.id);
+      else this.real.deleteTensor(m.id);
+    });
+    this.stats.forwardOnly++;
+    this.served(t);
+    return { value: skip.loss, grads };
+  }
+
+  /**
+   * Trace `t`'s ops, run eagerly with the given feeds: its fetched outputs (as a session run
+   * gives them) plus, bound to their placeholders, the forward tensors still alive.
+   */
+  private runRecord(t: Trace, feeds: number[]): Meta[] {
+    const slotIds = new Map(t.fed.map((s, i) => [s, feeds[i]!]));
+    const consts: number[] = [];
+    const flat: number[] = [];
+    for (const o of t.ops) {
+      const ids = o.inputs.map((r) => {
+        if (r < 0) return flat[-1 - r]!;
+        let id = slotIds.get(r);
+        if (id === undefined) {
+          const e = t.externals[r]!;
+          id = this.real.createTensor(e.shape, e.dtype, e.values!);
+          slotIds.set(r, id);
+          consts.push(id);
+        }
+        return id;
+      });
+      for (const m of this.real.executeOp(o.op, o.attrs, ids, o.outputs.length)) flat.push(m.id);
+    }
+    const grad = t.grad!;
+    const keep = new Set(t.fetch);
+    for (let f = 0; f < grad.forwardOutputs; f++) {
+      if (!this.dead.has(this.base + f) && !keep.has(f)) {
+        this.resolved.set(this.base + f, flat[f]!);
+        keep.add(f);
+      }
+    }
+    for (const id of consts) this.real.deleteTensor(id);
+    flat.forEach((id, f) => { if (!keep.has(f)) this.real.deleteTensor(id); });
+    return t.fetch.map((f) => ({ id: flat[f]!, shape: t.shapes[f]!, dtype: this.outDtype(t, f) }));
+  }
+
+  private outDtype(t: Trace, f: number): number {
+    for (const o of t.ops) if (f >= o.first && f < o.first + o.outputs.length) return o.outputs[f - o.first]!.dtype;
+    throw new EgmfError(`output ${f} is not in its trace`);
   }
 
   /**
@@ -509,7 +739,7 @@ export class GraphCapture {
       for (const s of this.varying) st.feed.add(s);
       st.traces = st.traces.filter((c) => {
         const stale = this.varying.some((s) => c.baked[s] === true);
-        if (stale) this.real.deleteSavedModel(c.model);
+        if (stale) this.dropTrace(c);
         return !stale;
       });
     }
@@ -583,6 +813,7 @@ export class GraphCapture {
     const id = this.real.createTensor(shape, dtype, values);
     this.metaOf.set(id, { shape: shape.slice(), dtype });
     if (small !== null) this.madeHere.set(id, small);
+    else if (this.forwardAt >= 0 && ArrayBuffer.isView(values)) this.backwardMade.set(id, (values as HostValues).slice());
     return id;
   }
 
