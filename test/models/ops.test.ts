@@ -12,29 +12,52 @@ beforeAll(async () => {
 });
 
 describe('ops: forward and backward on wasm match cpu', () => {
-  it("seededDropout gives tf.dropout's values bit for bit (one kernel instead of five), and its gradient", async () => {
-    for (const backend of ['cpu', 'wasm'] as const) {
-      await tf.setBackend(backend);
-      for (const rate of [0.05, 0.1, 0.123456, 0.5, 0.77]) {
-        for (const seed of [0, 1, 7919, 123_456_789, 2_147_483_646]) {
-          const x = tf.randomNormal([3, 17, 33], 0, 3, 'float32', seed + 1);
-          const want = tf.dropout(x, rate, undefined, seed);
-          const got = ops.seededDropout(x, rate, seed);
-          const [a, b] = [want.dataSync(), got.dataSync()];
-          let same = 0;
-          for (let i = 0; i < a.length; i++) if (Object.is(a[i], b[i])) same++;
-          expect(same, `${backend} rate ${rate} seed ${seed}`).toBe(a.length);
-          tf.dispose([x, want, got]);
+  it('seededDropout: a seeded mask of 0 and 1 / (1 − rate), kept at the rate asked, unrelated across nearby seeds, the same on every backend', async () => {
+    const n = 200_000;
+    for (const rate of [0.1, 0.5, 0.77]) {
+      const keep = 1 - rate;
+      const scale = Math.fround(1 / keep);
+      const a = ops.dropoutMask(n, rate, 1111);
+      expect(ops.dropoutMask(n, rate, 1111)).toEqual(a);
+      let kept = 0;
+      let adjacent = 0;
+      let other = 0;
+      for (let i = 0; i < n; i++) {
+        if (a[i] !== 0 && a[i] !== scale) other++;
+        if (a[i] !== 0) kept++;
+        if (i > 0 && (a[i] !== 0) === (a[i - 1] !== 0)) adjacent++;
+      }
+      expect(other).toBe(0);
+      // Within 5 standard deviations of the binomial's mean.
+      const sd = Math.sqrt(n * keep * rate);
+      expect(Math.abs(kept - n * keep), `rate ${rate}`).toBeLessThan(5 * sd);
+      // Neighbours agree as often as independent draws do: keep² + rate².
+      expect(Math.abs(adjacent / (n - 1) - (keep * keep + rate * rate))).toBeLessThan(5 * Math.sqrt(0.25 / n) * 2);
+      // Nearby seeds (the model's seeds of successive calls differ by 104,729; of steps by 7,919) give unrelated masks, not shifted copies.
+      for (const other of [1112, 1111 + 104_729, 1111 + 7_919, 1111 ^ 1]) {
+        const b = ops.dropoutMask(n, rate, other);
+        for (const shift of [0, 1, 7_919]) {
+          let agree = 0;
+          for (let i = 0; i + shift < n; i++) if ((a[i + shift] !== 0) === (b[i] !== 0)) agree++;
+          expect(Math.abs(agree / (n - shift) - (keep * keep + rate * rate)), `seed ${other} shift ${shift}`).toBeLessThan(0.007);
         }
       }
-      const x = rand([4, 6], 3);
-      const g = tf.grad((t: tf.Tensor) => tf.sum(ops.seededDropout(t, 0.5, 42)))(x);
-      const kept = ops.seededDropout(tf.onesLike(x), 0.5, 42);
-      expectClose(g.dataSync(), kept.dataSync(), 0, backend);
-      expect(new Set(kept.dataSync())).toEqual(new Set([0, 2]));
-      tf.dispose([x, g, kept]);
     }
+    const outs: Float32Array[] = [];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const x = rand([4, 6, 5], 3);
+      const y = ops.seededDropout(x, 0.5, 42);
+      const mask = ops.dropoutMask(x.size, 0.5, 42);
+      expectClose(y.dataSync(), Float32Array.from(x.dataSync(), (v, i) => v * mask[i]!), 0, backend);
+      outs.push(y.dataSync() as Float32Array);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(ops.seededDropout(t, 0.5, 42)))(x);
+      expectClose(g.dataSync(), mask, 0, backend);
+      tf.dispose([x, y, g]);
+    }
+    expect(outs[0]).toEqual(outs[1]);
     expect(() => ops.seededDropout(tf.ones([2]), 1, 0)).toThrow(/dropout rate must be in \(0, 1\), got 1/);
+    expect(() => ops.seededDropout(tf.ones([2]), 0, 0)).toThrow(/got 0/);
   });
 
   it('linear on 3-D input with bias, and matMul2d', async () => {
