@@ -447,11 +447,19 @@ export class GraphCapture {
     const where: [number, number][] = [];
     this.ops.forEach((o, k) => o.outputs.forEach((_, m) => where.push([k, m])));
     const name = (flat: number) => `n${where[flat]![0]}:${where[flat]![1]}`;
+    const shapes = this.ops.flatMap((o) => o.outputs.map((x) => x.shape));
+    const rank = (r: Ref) => (r >= 0 ? this.externals[r]!.shape : shapes[-1 - r]!).length;
     this.ops.forEach((o, k) => {
+      let { op, attrs } = o;
+      if (op === 'BatchMatMulV2' && o.inputs.every((r) => rank(r) === 2)) {
+        // tfjs-node runs every product as BatchMatMulV2; TensorFlow's MatMul kernel does a 2-D one in less time.
+        op = 'MatMul';
+        attrs = attrs.map((a) => (a.name === 'adj_x' ? { ...a, name: 'transpose_a' } : a.name === 'adj_y' ? { ...a, name: 'transpose_b' } : a));
+      }
       nodes.push({
-        name: `n${k}`, op: o.op,
+        name: `n${k}`, op,
         inputs: o.inputs.map((r) => (r >= 0 ? `x${r}` : name(-1 - r))),
-        attrs: [...o.attrs.map((a): [string, AttrValue] => [a.name, this.attrValue(a, o.op)]), ...o.inferred.map(([n, t]): [string, AttrValue] => [n, { kind: 'type', value: t }])],
+        attrs: [...attrs.map((a): [string, AttrValue] => [a.name, this.attrValue(a, op)]), ...o.inferred.map(([n, t]): [string, AttrValue] => [n, { kind: 'type', value: t }])],
       });
     });
     const bytes = savedModelBytes(nodes, GRAPH_DEF_VERSION);
@@ -466,7 +474,7 @@ export class GraphCapture {
     const fed = this.externals.flatMap((_, s) => (baked(s) ? [] : [s]));
     return {
       ops: this.ops, externals: this.externals, baked: this.externals.map((_, s) => baked(s)), fed, fetch, fetchSet: new Set(fetch),
-      shapes: this.ops.flatMap((o) => o.outputs.map((x) => x.shape)), model,
+      shapes, model,
       inputNames: fed.map((s) => `x${s}:0`).join(','),
       outputNames: fetch.map(name).join(','),
       grad: this.gradTrace(out, new Set(fetch)),
