@@ -77,7 +77,7 @@ describe('egmf backend install tensorflow', () => {
     }
   });
 
-  it.skipIf(!built && !needed)('a reshape to its own shape and a cast to its own dtype share the tensor; the others still run', () => {
+  it.skipIf(!built && !needed)('a reshape to its own shape and a cast to its own dtype share the tensor, a float32 mean casts nothing; the others still run', () => {
     const tmp = tempDir();
     try {
       const r = runTs(join(tmp.path, 'share.mts'), `
@@ -96,13 +96,23 @@ describe('egmf backend install tensorflow', () => {
         x.dispose();
         const values = { same: Array.from(same.dataSync()), sameShape: same.shape, flat: Array.from(flat.dataSync()), own: Array.from(own.dataSync()), ints: Array.from(ints.dataSync()), intsDtype: ints.dtype };
         tf.dispose([same, flat, own, ints]);
+        // A float32 mean is one kernel (no cast first); an int32 one keeps tfjs-node's cast.
+        const m = tf.tensor2d([1, 2, 3, 4.5, -5, 6], [2, 3]);
+        const prof = await tf.profile(() => tf.mean(m, 1, true));
+        const ints2 = tf.tensor2d([1, 2, 4, 5, 6, 9], [2, 3], 'int32');
+        values.means = tf.tidy(() => [Array.from(tf.mean(m, 1, true).dataSync()), Array.from(tf.mean(m).dataSync()), Array.from(tf.mean(ints2, 0).dataSync())]);
+        values.meanKernels = prof.kernels.map((k) => k.name);
+        tf.dispose([m, ints2, prof.result]);
         console.log(JSON.stringify({ shared, values, leaked: be.numDataIds() - buffers }));
         process.exit(0);`);
       expect(r.status, r.stderr).toBe(0);
       const out = lastJson(r.stdout);
       expect(out.shared).toEqual([true, false, true, false]);
       // Disposing the original leaves the sharing tensors intact, and nothing is left over.
-      expect(out.values).toEqual({ same: [1.5, -2, 3, 4.25, 5, -6], sameShape: [1, 2, 3], flat: [1.5, -2, 3, 4.25, 5, -6], own: [1.5, -2, 3, 4.25, 5, -6], ints: [1, -2, 3, 4, 5, -6], intsDtype: 'int32' });
+      const { means, meanKernels, ...values } = out.values;
+      expect(values).toEqual({ same: [1.5, -2, 3, 4.25, 5, -6], sameShape: [1, 2, 3], flat: [1.5, -2, 3, 4.25, 5, -6], own: [1.5, -2, 3, 4.25, 5, -6], ints: [1, -2, 3, 4, 5, -6], intsDtype: 'int32' });
+      expect(meanKernels).toEqual(['Mean']);
+      expect(means).toEqual([[2, Math.fround(5.5 / 3)], [Math.fround(11.5 / 6)], [3, 4, 6.5]]);
       expect(out.leaked).toBe(0);
     } finally {
       tmp.cleanup();

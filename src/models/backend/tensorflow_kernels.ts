@@ -6,6 +6,9 @@
  * and 218 such casts among the 3,821 kernels of a tiny-EGMF training step, each paying
  * TensorFlow's eager dispatch (~15 µs). The wasm and cpu backends already share in both cases.
  *
+ * A float32 `Mean` without the `Cast` to float32 that tfjs-node's kernel dispatches first
+ * (56 of a tiny-EGMF step's forward kernels).
+ *
  * And a `GatherV2` that does not read its indices back to JavaScript on a CPU device:
  * tfjs-node's own checks every index in JavaScript first, a host read of each gather's
  * indices that also stops a captured graph (`tensorflow_graph.ts`) at the first gather whose
@@ -25,7 +28,8 @@ export function registerTensorflowKernelFixes(): void {
   const reshape = tf.getKernel('Reshape', 'tensorflow');
   const cast = tf.getKernel('Cast', 'tensorflow');
   const gather = tf.getKernel('GatherV2', 'tensorflow');
-  if (reshape === undefined || cast === undefined || gather === undefined) return;
+  const mean = tf.getKernel('Mean', 'tensorflow');
+  if (reshape === undefined || cast === undefined || gather === undefined || mean === undefined) return;
   registered = true;
   replaceKernel({
     kernelName: 'Reshape',
@@ -44,6 +48,21 @@ export function registerTensorflowKernelFixes(): void {
       const x = args.inputs['x'] as TensorInfo;
       const dtype = (args.attrs as { dtype: tf.DataType }).dtype;
       return dtype === x.dtype && x.dtype !== 'string' ? share(args.backend as KernelBackend, x) : (cast.kernelFunc(args) as TensorInfo);
+    },
+  });
+  replaceKernel({
+    kernelName: 'Mean',
+    backendName: 'tensorflow',
+    kernelFunc: (args) => {
+      const backend = args.backend as NodeBackend;
+      const x = args.inputs['x'] as TensorInfo;
+      // tfjs-node's own casts its input to float32 first: a Cast kernel for every float32 mean.
+      if (x.dtype !== 'float32') return mean.kernelFunc(args) as TensorInfo;
+      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
+      const res = backend.executeSingleOutput('Mean', backend.createReductionOpAttrs(x, keepDims), [x, axes]);
+      axes.dispose();
+      return res;
     },
   });
   replaceKernel({
@@ -74,6 +93,7 @@ interface NodeBackend extends KernelBackend {
   isUsingGpuDevice: boolean;
   binding: { TF_INT32: number; TF_FLOAT: number; TF_BOOL: number; TF_ATTR_INT: number; TF_ATTR_TYPE: number };
   executeSingleOutput(name: string, attrs: unknown[], inputs: TensorInfo[]): TensorInfo;
+  createReductionOpAttrs(x: TensorInfo, keepDims: boolean): unknown[];
 }
 
 function share(backend: KernelBackend, x: TensorInfo): TensorInfo {
