@@ -13,6 +13,7 @@
  * Never chain tensor methods (`x.reshape`): tfjs-core alone does not register them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM } from './backend/tensorflow_fused.ts';
 
 /**
  * Dropout of x at `rate` with a mask drawn from `seed`: x · m, m = 1 / (1 − rate) where an
@@ -59,6 +60,32 @@ export const MASK_NEG = -1e9;
 function onWasm(): boolean {
   return tf.getBackend() === 'wasm';
 }
+
+/** The backend has fused kernel `name` (tensorflow: `backend/tensorflow_fused.ts`). */
+function fused(name: string): boolean {
+  return tf.getBackend() === 'tensorflow' && tf.getKernel(name, 'tensorflow') !== undefined;
+}
+
+/** Runs a fused kernel with several outputs. */
+function fusedParts(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number>): tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+}
+
+// The fused linear's gradient: the unfused block's (matMul's and add's gradients through the reshapes).
+tf.registerGradient({
+  kernelName: FUSED_LINEAR,
+  inputsToSave: ['x', 'w'],
+  gradFunc: (dy, saved) => {
+    const [x, w] = saved as [tf.Tensor, tf.Tensor2D];
+    const g = dy as tf.Tensor;
+    const dy2 = (g.rank === 2 ? g : tf.reshape(g, [-1, w.shape[1]])) as tf.Tensor2D;
+    return {
+      x: () => tf.reshape(tf.matMul(dy2, w, false, true), x.shape),
+      w: () => tf.matMul((x.rank === 2 ? x : tf.reshape(x, [-1, w.shape[0]])) as tf.Tensor2D, dy2, true, false),
+      b: () => tf.sum(dy2, 0),
+    };
+  },
+});
 
 /** A weight that takes no gradient: a Variable marked non-trainable (e.g. a LoRA base). */
 function isFrozen(t: tf.Tensor): boolean {
@@ -130,6 +157,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D, frozen?: b
   const inDim = x.shape[x.rank - 1]!;
   const outDim = w.shape[1];
   if (w.shape[0] !== inDim) throw new Error(`linear: input width ${inDim} does not match weight [${w.shape.join(', ')}]`);
+  if (fused(FUSED_LINEAR)) return tf.engine().runKernel(FUSED_LINEAR, b === undefined ? { x, w } : { x, w, b }, {}) as tf.Tensor;
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [N, in]
   const fixed = frozen ?? isFrozen(w);
   let y: tf.Tensor;
@@ -156,11 +184,16 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   const c = 1.5957691216057308;
   return tf.customGrad((xi, save) => {
     const x0 = xi as tf.Tensor;
-    const x2 = tf.square(x0);
-    const s = tf.sigmoid(tf.mul(tf.mul(x0, tf.add(tf.mul(x2, a), 1)), c));
+    let value: tf.Tensor, x2: tf.Tensor, s: tf.Tensor;
+    if (fused(FUSED_GELU)) [value, x2, s] = fusedParts(FUSED_GELU, { x: x0 }, { a, c }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    else {
+      x2 = tf.square(x0);
+      s = tf.sigmoid(tf.mul(tf.mul(x0, tf.add(tf.mul(x2, a), 1)), c));
+      value = tf.mul(x0, s);
+    }
     (save as tf.GradSaveFunc)([x0, x2, s]);
     return {
-      value: tf.mul(x0, s),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sx2, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         // s + x·s·(1 − s)·c·(1 + 3a·x²) = s·(1 + (1 − s)·x·c·(1 + 3a·x²))
@@ -185,6 +218,10 @@ export function silu(x: tf.Tensor): tf.Tensor {
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tensor {
   const d = x.shape[x.rank - 1]!;
   const forward = (xi: tf.Tensor, wi: tf.Tensor | null) => {
+    if (fused(FUSED_RMS_NORM)) {
+      const [y, r, u] = fusedParts(FUSED_RMS_NORM, wi === null ? { x: xi } : { x: xi, w: wi }, { eps }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      return { r, u, y };
+    }
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
     const u = tf.mul(xi, r);
     return { r, u, y: wi === null ? u : tf.mul(u, wi) };
@@ -226,13 +263,18 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tens
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): tf.Tensor {
   const d = x.shape[x.rank - 1]!;
   return tf.customGrad((xi, gi, bi, save) => {
-    // tf.moments would add a cast, a reshape and a second x − μ: the same values, 3 more kernels.
-    const centred = tf.sub(xi as tf.Tensor, tf.mean(xi as tf.Tensor, -1, true));
-    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
-    const xh = tf.mul(centred, r);
+    let value: tf.Tensor, r: tf.Tensor, xh: tf.Tensor;
+    if (fused(FUSED_LAYER_NORM)) [value, r, xh] = fusedParts(FUSED_LAYER_NORM, { x: xi as tf.Tensor, gamma: gi as tf.Tensor, beta: bi as tf.Tensor }, { eps }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    else {
+      // tf.moments would add a cast, a reshape and a second x − μ: the same values, 3 more kernels.
+      const centred = tf.sub(xi as tf.Tensor, tf.mean(xi as tf.Tensor, -1, true));
+      r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
+      xh = tf.mul(centred, r);
+      value = tf.add(tf.mul(xh, gi as tf.Tensor), bi as tf.Tensor);
+    }
     (save as tf.GradSaveFunc)([r, xh, gi as tf.Tensor]);
     return {
-      value: tf.add(tf.mul(xh, gi as tf.Tensor), bi as tf.Tensor),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sr, sxh, sg] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         const g = tf.mul(dy, sg);

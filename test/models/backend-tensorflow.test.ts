@@ -119,6 +119,62 @@ describe('egmf backend install tensorflow', () => {
     }
   });
 
+  it.skipIf(!built && !needed)('fused kernels (linear, RMS and layer norm, GELU) give the unfused blocks\' values and gradients bit for bit, in one dispatch each', () => {
+    const tmp = tempDir();
+    try {
+      const r = runTs(join(tmp.path, 'fused.mts'), `
+        import { createRequire } from 'node:module';
+        import { initBackend } from ${JSON.stringify(join(REPO, 'src/models/backend/index.ts'))};
+        import * as ops from ${JSON.stringify(join(REPO, 'src/models/ops.ts'))};
+        const tf = createRequire(${JSON.stringify(join(REPO, 'package.json'))})('@tensorflow/tfjs-core');
+        await initBackend('tensorflow');
+        const rand = (shape, seed) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+        const x3 = rand([3, 5, 8], 1), x2 = rand([7, 8], 2);
+        const w = tf.variable(rand([8, 6], 3), true, 'w'), b = tf.variable(rand([6], 4), true, 'b');
+        const frozen = tf.variable(rand([8, 6], 5), false, 'frozen');
+        const g = tf.variable(rand([8], 6), true, 'g'), beta = tf.variable(rand([8], 7), true, 'beta'), gFrozen = tf.variable(rand([8], 8), false, 'gFrozen');
+        const cases = {
+          linear3: (x) => ops.linear(x, w, b), linear2: (x) => ops.linear(x, w), linearFrozen: (x) => ops.linear(x, frozen, b),
+          rms: (x) => ops.rmsNorm(x, g, 1e-6), rmsUnit: (x) => ops.rmsNorm(x, null, 1e-6), rmsFrozen: (x) => ops.rmsNorm(x, gFrozen, 1e-6),
+          layerNorm: (x) => ops.layerNorm(x, g, beta), gelu: (x) => ops.gelu(x),
+        };
+        const vars = [w, b, g, beta];
+        const measure = async () => {
+          const out = {};
+          for (const [name, f] of Object.entries(cases)) {
+            for (const [xn, x] of [['3d', x3], ['2d', x2]]) {
+              const xv = tf.variable(x, true, name + xn + Math.random());
+              const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(xv), rand(f(xv).shape, 9))), [xv, ...vars]);
+              const prof = await tf.profile(() => f(xv));
+              out[name + xn] = { value: value.dataSync()[0], grads: Object.fromEntries(Object.entries(grads).map(([k, t]) => [k.replace(/^.*(3d|2d).*$/, 'x'), Array.from(t.dataSync())])), kernels: prof.kernels.filter((k) => !['RandomStandardNormal'].includes(k.name)).length };
+              tf.dispose([value, ...Object.values(grads), prof.result, xv]);
+            }
+          }
+          return out;
+        };
+        const fusedOut = await measure();
+        for (const k of ['EgmfLinear', 'EgmfRmsNormParts', 'EgmfLayerNormParts', 'EgmfGeluParts']) tf.unregisterKernel(k, 'tensorflow');
+        const plainOut = await measure();
+        console.log(JSON.stringify({ fusedOut, plainOut }));
+        process.exit(0);`);
+      expect(r.status, r.stderr).toBe(0);
+      const { fusedOut, plainOut } = lastJson(r.stdout);
+      for (const [name, f] of Object.entries(fusedOut as Record<string, any>)) {
+        const p = plainOut[name];
+        expect(f.value, name).toBe(p.value);
+        expect(f.grads, name).toEqual(p.grads);
+        expect(f.grads['x'], name).toBeDefined();
+        expect(f.kernels, name).toBeLessThanOrEqual(p.kernels);
+      }
+      // A 3-D linear with a bias: reshape, product, add, reshape in one; a norm or GELU: its custom op and one kernel.
+      expect([fusedOut.linear33d.kernels, plainOut.linear33d.kernels]).toEqual([1, 4]);
+      expect([fusedOut.rms3d.kernels, fusedOut.layerNorm3d.kernels, fusedOut.gelu3d.kernels]).toEqual([2, 2, 2]);
+      expect(plainOut.layerNorm3d.kernels).toBeGreaterThan(8);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it.skipIf(!built && !needed)('trains the same seed to the same losses as wasm (1e-5)', () => {
     const tmp = tempDir();
     try {

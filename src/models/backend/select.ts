@@ -9,6 +9,7 @@ import { registerWasmKernelFixes } from './wasm_kernels.ts';
 import { registerCpuKernelFixes } from './cpu_kernels.ts';
 import { initThreadedWasm } from './wasm_threads.ts';
 import { defaultThreads } from './threads.ts';
+import { registerTensorflowFusedKernels } from './tensorflow_fused.ts';
 import { registerTensorflowKernelFixes } from './tensorflow_kernels.ts';
 import { installSavedTensorSharing } from './saved_tensors.ts';
 
@@ -176,6 +177,7 @@ async function loadTfNode(opts: BackendOptions): Promise<string | null> {
     try {
       await import(pkg);
       registerTensorflowKernelFixes();
+      registerTensorflowFusedKernels();
       tfThreads = threads;
       tfNodePackage = pkg;
       return pkg;
