@@ -159,6 +159,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
 
   // A resumed run that had already been stopped by its hook stays pruned.
   let pruned = state.pruned === true;
+  let bestEval: EvalResult | null = null;
   let trainSamples = 0;
   const trainStart = performance.now();
   while (!state.finished) {
@@ -190,11 +191,14 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
         throw new EgmfError(`validation metric '${metricName}' does not exist; choose one of ${Object.keys(v.metrics).join(', ')}`, { key: 'train.metric' });
       }
       const { improved, stop } = es.update(value, epoch);
-      if (improved) saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() }, modelBuffers);
+      if (improved) {
+        saveCheckpoint(bestDir, s.variables, null, { ...state, earlyStopping: es.state() }, modelBuffers);
+        bestEval = v;
+      }
       return { v, value, improved, stop };
     });
     logger.metrics(prefixed('valid', { ...v.metrics, ...v.gates }), state.step);
-    logger.metrics({ ...logger.systemMetrics(), epoch: epoch + 1 }, state.step);
+    logger.metrics({ ...logger.systemMetrics(), ...graphMetrics(cfg), epoch: epoch + 1 }, state.step);
     state.history.push({ epoch, step: state.step, metrics: v.metrics });
     progress.log(`epoch ${epoch + 1}: valid ${metricName} ${value.toFixed(4)}${improved ? ' (best)' : ''}`);
     const hookStop = (await o.onEpoch?.(epoch, v.metrics, value)) ?? false;
@@ -208,10 +212,15 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   }
   progress.finish();
   const trainSeconds = (performance.now() - trainStart) / 1000;
+  const g = graphMetrics(cfg);
+  if (g['graph/traces'] !== undefined) {
+    say(`captured training steps: ${g['graph/traces']} traces (graphs), ${g['graph/replays']} replays (${g['graph/forward_only']} of them only the forward pass in JavaScript), ${g['graph/fallbacks']} fallbacks, ${g['graph/eager']} eager`);
+  }
 
   // The best epoch's weights, evaluated on valid and test.
   if (existsSync(bestDir)) loadCheckpoint(bestDir, s.variables, null, modelBuffers);
-  const bestValid = evaluate(model, valid, meta, evalLimit);
+  // The best epoch's validation, when this process ran it, is what these weights give (evaluation is deterministic).
+  const bestValid = bestEval ?? evaluate(model, valid, meta, evalLimit);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
   logger.metrics(baselineMetrics(baselines), state.step);
@@ -279,6 +288,18 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   tf.dispose([value, ...Object.values(grads)]);
   if (!Number.isFinite(lossValue)) throw new EgmfError(`training diverged: loss is ${lossValue} at step ${step}`, { key: 'train.lr' });
   return { loss: lossValue, gradNorm };
+}
+
+/**
+ * The captured-step counts of this process so far (tensorflow on a CPU with `graph: true`;
+ * empty otherwise): how many steps were traced, replayed as one graph run (and of those,
+ * how many ran only the forward pass in JavaScript), fell back, or ran eagerly.
+ */
+function graphMetrics(cfg: ExperimentConfig): Record<string, number> {
+  const c = cfg.graph ? GraphCapture.forCurrentBackend() : null;
+  if (c === null) return {};
+  const st = c.stats;
+  return { 'graph/traces': st.traces, 'graph/replays': st.replays, 'graph/forward_only': st.forwardOnly, 'graph/fallbacks': st.fallbacks, 'graph/eager': st.eager };
 }
 
 type Loader = Setup['loaders']['train'] & object;

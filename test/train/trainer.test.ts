@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { loadExperiment } from '../../src/config/experiment.ts';
 import { classWeights, trainExperiment } from '../../src/train/trainer.ts';
 import { REPO, runCli, runPython, setEnv, tempDir } from '../helpers.ts';
+import { FileStore } from '../../src/tracking/index.ts';
+import { tfNodeAddon } from '../../src/models/backend/install.ts';
 import { startMlflowServer } from '../tracking-server.ts';
 import type { MlflowServer } from '../tracking-server.ts';
 
@@ -60,6 +62,27 @@ describe('egmf train', () => {
     expect(Object.keys(a.test)).toEqual(expect.arrayContaining(['acc', 'weighted_f1', 'macro_f1', 'unparsed']));
     const c = await trainExperiment(cfg, { outDir: join(tmp.path, 'det-c'), tracking: null, seed: 2222 });
     expect(readFileSync(join(tmp.path, 'det-c', 'best', 'fusion.safetensors')).equals(readFileSync(join(tmp.path, 'det-a', 'best', 'fusion.safetensors')))).toBe(false);
+  });
+
+  it.skipIf(!existsSync(tfNodeAddon(REPO)) && !process.env['CI'])('on tensorflow, logs and prints how its steps ran: traced, replayed as one graph (mostly the forward pass alone), fell back', async () => {
+    const store = join(tmp.path, 'mlruns-graph');
+    const sets = SETS.map((x) => (x === 'backend=wasm' ? 'backend=tensorflow' : x === 'data.limit_train=48' ? 'data.limit_train=96' : x)).concat('train.epochs=3');
+    const r = runCli(['train', '--config', CONFIG, ...sets.flatMap((x) => ['--set', x]), '--tracking-uri', store, '--experiment', 'egmf-graph', '--out', join(tmp.path, 'graph-run')], { env });
+    expect(r.stderr).not.toMatch(/^error:/m);
+    expect(r.status).toBe(0);
+    const line = /captured training steps: (\d+) traces \(graphs\), (\d+) replays \((\d+) of them only the forward pass in JavaScript\), (\d+) fallbacks, (\d+) eager/.exec(r.stderr + r.stdout);
+    expect(line, r.stderr).not.toBeNull();
+    const [traces, replays, forwardOnly, , eager] = line!.slice(1).map(Number);
+    // 18 steps: every one traced, replayed or fallen back (a fallback records a new trace).
+    expect(traces! + replays!).toBe(18);
+    expect(forwardOnly).toBeGreaterThan(0);
+    expect(eager).toBe(0);
+    const runId = /^run_id: ([0-9a-f]{32})$/m.exec(r.stdout)![1]!;
+    const fs = new FileStore(store);
+    const hist = await fs.getMetricHistory(runId, 'graph/traces');
+    expect(hist.map((m) => m.step)).toEqual([6, 12, 18]);
+    expect(hist[2]!.value).toBe(traces);
+    expect((await fs.getRun(runId)).data.metrics['graph/forward_only']).toBe(forwardOnly);
   });
 
   it('logs a complete run to the file store that MLflow reads back', () => {
