@@ -14,6 +14,12 @@
  * placeholder id of the recorded shape; when the region ends, one session run computes
  * everything and the ids still alive are bound to its outputs.
  *
+ * A gradient region (`GraphCapture.variableGrads`, the trainer's step) goes further: once a
+ * full replay has confirmed a trace's backward pass (its ops follow from the forward ops; the
+ * host tensors it makes, tfjs's ones and zeros fills, must come out as in the trace), later
+ * replays stop after the forward pass, drop the tape, and take the gradients from the
+ * session run: the backward pass's JavaScript (two thirds of the kernels) no longer runs.
+ *
  * Nothing is assumed about the code inside a region. Each key keeps several traces (one per
  * shape signature, e.g. per padded text length), and a replay follows those that match it so
  * far. An op that matches none (another op, attributes, an input's origin, shape or dtype,
