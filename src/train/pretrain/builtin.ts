@@ -102,14 +102,19 @@ export function estimatedSeconds(steps: number): number {
  * Turns an LLM reference into a checkpoint folder. `builtin:tiny-qwen3` is pretrained on
  * first use into the cache (env EGMF_CACHE, default ./.egmf-cache); two processes doing
  * it at once both succeed and the later one uses the earlier one's folder. Anything else
- * must be a Hugging Face checkpoint folder. Needs an initialised backend to pretrain.
+ * must be a Hugging Face checkpoint folder. Needs an initialised backend to pretrain
+ * (`beforePretraining` runs first when it must, e.g. to start one only then).
  */
-export async function resolveLlm(path: string, opts: { pretrainSteps?: number; textFiles?: string[]; say?: (s: string) => void } = {}): Promise<string> {
+export async function resolveLlm(
+  path: string,
+  opts: { pretrainSteps?: number; textFiles?: string[]; say?: (s: string) => void; beforePretraining?: () => Promise<void> } = {},
+): Promise<string> {
   if (isBuiltinLlm(path)) {
     const steps = opts.pretrainSteps ?? DEFAULT_PRETRAIN_STEPS;
     const textFiles = opts.textFiles ?? [];
     const dir = builtinLlmDir(steps, textFiles.length > 0 ? textDigest(textFiles) : undefined);
     if (isCheckpoint(dir)) return dir;
+    await opts.beforePretraining?.();
     const extra = textFiles.length > 0 ? `, with the text of ${textFiles.join(', ')},` : '';
     opts.say?.(`built-in LLM not found: pretraining it${extra} (about ${estimatedSeconds(steps)} s${extra === '' ? '' : ' and the longer corpus'}) into ${dir}`);
     const r = pretrain(tinyQwen3Config(), qwen3Tokenizer(), QWEN3_EOS, { steps, seed: 0, textDirs: textFiles });
