@@ -48,6 +48,13 @@ function expectEvalScoresAsRun(trainStdout: string, out: string): void {
   const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
   expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
   expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+  // The run's valid scores (its best epoch's validation, reused) are what the saved best weights give.
+  const valid = runCli(['eval', '--checkpoint', out, '--split', 'valid', '--json'], { env });
+  expect(valid.status, valid.stderr).toBe(0);
+  const gotValid = JSON.parse(valid.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
+  const runValid = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { valid: Record<string, number> }).valid;
+  expect(gotValid.metrics.weighted_f1).toBeCloseTo(runValid.weighted_f1!, 10);
+  expect(gotValid.metrics.acc).toBeCloseTo(runValid.acc!, 10);
 }
 
 describe('egmf train', () => {

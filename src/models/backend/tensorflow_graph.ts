@@ -478,12 +478,13 @@ export class GraphCapture {
       rmSync(dir, { recursive: true, force: true });
     }
     const fed = this.externals.flatMap((_, s) => (baked(s) ? [] : [s]));
+    const fetchSet = new Set(fetch);
     return {
-      ops: this.ops, externals: this.externals, baked: this.externals.map((_, s) => baked(s)), fed, fetch, fetchSet: new Set(fetch),
+      ops: this.ops, externals: this.externals, baked: this.externals.map((_, s) => baked(s)), fed, fetch, fetchSet,
       shapes, model,
       inputNames: fed.map((s) => `x${s}:0`).join(','),
       outputNames: fetch.map(name).join(','),
-      grad: this.gradTrace(out, new Set(fetch)),
+      grad: this.gradTrace(out, fetchSet),
     };
   }
 
@@ -706,10 +707,10 @@ export class GraphCapture {
   private runRecord(t: Trace, feeds: number[]): Meta[] {
     const slotIds = new Map(t.fed.map((s, i) => [s, feeds[i]!]));
     const consts: number[] = [];
-    const flat: number[] = [];
+    const flat: Meta[] = [];
     for (const o of t.ops) {
       const ids = o.inputs.map((r) => {
-        if (r < 0) return flat[-1 - r]!;
+        if (r < 0) return flat[-1 - r]!.id;
         let id = slotIds.get(r);
         if (id === undefined) {
           const e = t.externals[r]!;
@@ -719,24 +720,19 @@ export class GraphCapture {
         }
         return id;
       });
-      for (const m of this.real.executeOp(o.op, o.attrs, ids, o.outputs.length)) flat.push(m.id);
+      flat.push(...this.real.executeOp(o.op, o.attrs, ids, o.outputs.length));
     }
     const grad = t.grad!;
     const keep = new Set(t.fetch);
     for (let f = 0; f < grad.forwardOutputs; f++) {
       if (!this.dead.has(this.base + f) && !keep.has(f)) {
-        this.resolved.set(this.base + f, flat[f]!);
+        this.resolved.set(this.base + f, flat[f]!.id);
         keep.add(f);
       }
     }
     for (const id of consts) this.real.deleteTensor(id);
-    flat.forEach((id, f) => { if (!keep.has(f)) this.real.deleteTensor(id); });
-    return t.fetch.map((f) => ({ id: flat[f]!, shape: t.shapes[f]!, dtype: this.outDtype(t, f) }));
-  }
-
-  private outDtype(t: Trace, f: number): number {
-    for (const o of t.ops) if (f >= o.first && f < o.first + o.outputs.length) return o.outputs[f - o.first]!.dtype;
-    throw new EgmfError(`output ${f} is not in its trace`);
+    flat.forEach((m, f) => { if (!keep.has(f)) this.real.deleteTensor(m.id); });
+    return t.fetch.map((f) => flat[f]!);
   }
 
   /**
