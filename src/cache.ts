@@ -1,6 +1,52 @@
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { EgmfError } from './errors.ts';
 
 /** Where generated data, imports and the built-in LLM are cached: EGMF_CACHE, else ./.egmf-cache. */
 export function cacheDir(): string {
   return resolve(process.env.EGMF_CACHE || '.egmf-cache');
+}
+
+const digests = new Map<string, string>();
+
+/**
+ * The first 16 hex digits of a file's SHA-256, remembered by the file's identity and
+ * change stamps (device, inode, size, modification and change times in nanoseconds), in this
+ * process and under `<cache>/digests/`, the way git's index and make skip unchanged files. A
+ * run logs its three data splits' digests (126 MB for synthetic MELD at the default scale,
+ * ~0.45 s of every sweep trial's start when hashed each time); a rewritten file gets a new
+ * change time, so it is hashed again. A cache that cannot be written is only a missed saving.
+ */
+export function fileDigest(path: string): string {
+  let st;
+  try {
+    st = statSync(path, { bigint: true });
+  } catch (e) {
+    throw new EgmfError(`cannot read the file to digest it: ${(e as Error).message}`, { file: path }, { cause: e });
+  }
+  const stamp = `${resolve(path)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  const known = digests.get(stamp);
+  if (known !== undefined) return known;
+  const file = join(cacheDir(), 'digests', `${createHash('sha256').update(stamp).digest('hex').slice(0, 24)}.txt`);
+  let digest: string | undefined;
+  try {
+    const saved = readFileSync(file, 'utf8');
+    if (/^[0-9a-f]{16}$/.test(saved)) digest = saved;
+  } catch {
+    // not cached yet
+  }
+  if (digest === undefined) {
+    digest = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+    try {
+      mkdirSync(join(cacheDir(), 'digests'), { recursive: true });
+      const tmp = `${file}.tmp-${process.pid}`;
+      writeFileSync(tmp, digest);
+      renameSync(tmp, file); // atomic: a concurrent reader sees the whole file or none
+    } catch {
+      // a read-only cache: hash again next time
+    }
+  }
+  digests.set(stamp, digest);
+  return digest;
 }

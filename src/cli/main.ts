@@ -1,10 +1,11 @@
 import yargs from 'yargs';
 import type { Argv, CommandModule } from 'yargs';
 import { isEgmfError } from '../errors.ts';
-import { commands } from './commands.ts';
+import { loadCommands } from './commands.ts';
 
-/** Builds the `egmf` command line. Exported so tests can parse without spawning. */
-export function buildCli(argv: string[]): Argv {
+/** Builds the `egmf` command line from the command modules it needs (see `loadCommands`). */
+export async function buildCli(argv: string[]): Promise<Argv> {
+  const commands = await loadCommands(argv);
   let cli = yargs(argv)
     .scriptName('egmf')
     .usage('$0 <command> [options]')
@@ -25,7 +26,7 @@ export function buildCli(argv: string[]): Argv {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildCli(argv).parseAsync();
+    await (await buildCli(argv)).parseAsync();
   } catch (e) {
     if (isEgmfError(e)) {
       process.stderr.write(`error: ${e.message}\n`);

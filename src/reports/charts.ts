@@ -9,8 +9,7 @@
  * per character, wider than real sans-serif text): labels and legends are laid out with a
  * little extra room, and truncation limits are switched off so no label is cut to "…".
  */
-import * as vega from 'vega';
-import { compile, resetIdCounter } from 'vega-lite';
+import type * as Vega from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
 import { EgmfError } from '../errors.ts';
 
@@ -289,8 +288,22 @@ function chartLabel(spec: VlSpec, name?: string): string {
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+type VegaModule = typeof Vega;
+type VegaLiteModule = typeof import('vega-lite');
+let libraries: Promise<{ vega: VegaModule; vl: VegaLiteModule }> | null = null;
+
+/**
+ * vega and vega-lite, imported on the first render: they take ~0.3 s to load, and the
+ * processes that import this module for its spec builders (a sweep trial through the sweep
+ * summary, for one) mostly never render.
+ */
+function loadVega(): Promise<{ vega: VegaModule; vl: VegaLiteModule }> {
+  libraries ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vl]) => ({ vega, vl }));
+  return libraries;
+}
+
 /** Collects vega's and vega-lite's log messages instead of printing them. */
-function collectingLogger(): { logger: vega.LoggerInterface; errors: string[]; warnings: string[] } {
+function collectingLogger(vega: VegaModule): { logger: Vega.LoggerInterface; errors: string[]; warnings: string[] } {
   const errors: string[] = [];
   const warnings: string[] = [];
   let level = vega.Warn;
@@ -315,11 +328,11 @@ function collectingLogger(): { logger: vega.LoggerInterface; errors: string[]; w
       return logger;
     },
   };
-  return { logger: logger as unknown as vega.LoggerInterface, errors, warnings };
+  return { logger: logger as unknown as Vega.LoggerInterface, errors, warnings };
 }
 
 /** A loader that loads nothing: charts carry their data inline, and rendering never reads a file or the network. */
-function noLoader(refused: string[]): vega.Loader {
+function noLoader(vega: VegaModule, refused: string[]): Vega.Loader {
   const refuse = async (uri: string): Promise<never> => {
     refused.push(`data must be inline (data.values); refusing to load '${uri}'`);
     throw new Error(`refusing to load '${uri}'`);
@@ -361,21 +374,22 @@ function dataUrls(v: unknown, out: string[] = []): string[] {
 async function render(spec: VlSpec, label: string): Promise<string> {
   const urls = dataUrls(spec);
   if (urls.length > 0) throw new EgmfError(`chart '${label}': data must be inline (data.values), not loaded from ${urls.map((u) => `'${u}'`).join(', ')}`);
-  const log = collectingLogger();
-  let compiled: ReturnType<typeof compile>['spec'];
+  const { vega, vl } = await loadVega();
+  const log = collectingLogger(vega);
+  let compiled: ReturnType<VegaLiteModule['compile']>['spec'];
   try {
-    resetIdCounter();
-    compiled = compile(spec as unknown as TopLevelSpec, { logger: log.logger }).spec;
+    vl.resetIdCounter();
+    compiled = vl.compile(spec as unknown as TopLevelSpec, { logger: log.logger }).spec;
   } catch (e) {
     throw new EgmfError(`chart '${label}': the Vega-Lite spec does not compile: ${message(e)}`, {}, { cause: e });
   }
   if (log.errors.length > 0 || log.warnings.length > 0) {
     throw new EgmfError(`chart '${label}': the Vega-Lite spec does not compile cleanly: ${[...log.errors, ...log.warnings].join('; ')}`);
   }
-  let view: vega.View | undefined;
+  let view: Vega.View | undefined;
   try {
     const runtime = vega.parse(compiled);
-    view = new vega.View(runtime, { renderer: 'none', logger: log.logger, logLevel: vega.Warn, loader: noLoader(log.errors) });
+    view = new vega.View(runtime, { renderer: 'none', logger: log.logger, logLevel: vega.Warn, loader: noLoader(vega, log.errors) });
     vega.resetSVGDefIds();
     const svg = await view.toSVG();
     if (log.errors.length > 0) throw new Error(log.errors.join('; '));

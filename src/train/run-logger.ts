@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { stringify as toYaml } from 'yaml';
@@ -15,6 +15,7 @@ import { flatten } from '../config/spec.ts';
 import { redact, scrubSecrets, startRun, SystemMetricsSampler, RunHandle } from '../tracking/index.ts';
 import type { MetricPoint, RunStatus, TrackingStore } from '../tracking/index.ts';
 import type { Setup } from './setup.ts';
+import { fileDigest } from '../cache.ts';
 
 /** Tag of a training run: the absolute path of its run folder (config.json, checkpoints, summary.json). */
 export const TAG_RUN_DIR = 'egmf.run_dir';
@@ -158,10 +159,6 @@ function unflattenForDisplay(flat: Record<string, string>): Record<string, unkno
     cur[parts[parts.length - 1]!] = v;
   }
   return out;
-}
-
-function fileDigest(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
 }
 
 function datasetDigest(dir: string): string {
