@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { EgmfError } from '../errors.ts';
 import type { ExperimentConfig } from '../config/experiment.ts';
-import { initBackend } from '../models/backend/index.ts';
+import { GraphCapture, initBackend } from '../models/backend/index.ts';
 import type { BackendInfo } from '../models/backend/index.ts';
 import { loadDecoder, loadTokenizer, LoraModel } from '../models/llm/index.ts';
 import type { Decoder } from '../models/llm/index.ts';
@@ -101,6 +101,8 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     maxTextTokens: cfg.data.max_text_tokens,
     ...(cfg.data.context > 0 ? { maxContextTokens: cfg.data.max_context_tokens } : {}),
     seed,
+    // Evaluation's first decoding step as a captured graph, like the training step.
+    regions: cfg.graph ? GraphCapture.forCurrentBackend() : null,
   });
   const variables = namedVariables(model, lora);
   return { cfg, backend, data, meta, llmDir, decoder, lora, tokenizer, grammar, model, loaders, variables };

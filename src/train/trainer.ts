@@ -31,7 +31,7 @@ import type { EvalResult } from './evaluate.ts';
 import { configDigest, RunLogger } from './run-logger.ts';
 import { saveAdapter } from '../models/llm/index.ts';
 import { GraphCapture } from '../models/backend/index.ts';
-import { TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM } from '../models/egmf/index.ts';
+import { PREDICT_REGION, TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM } from '../models/egmf/index.ts';
 import { baselineMetrics, baselineValues, beats, cachedBaselines, describeBaselines } from './baselines/index.ts';
 import type { Baselines } from './baselines/index.ts';
 import type { TrackingTarget } from './run-logger.ts';
@@ -223,6 +223,11 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const bestValid = bestEval ?? evaluate(model, valid, meta, evalLimit);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
+  const ge = graphMetrics(cfg);
+  if (ge['graph/eval_traces'] !== undefined) {
+    logger.metrics(Object.fromEntries(Object.entries(ge).filter(([k]) => k.startsWith('graph/eval_'))), state.step);
+    say(`captured evaluation batches: ${ge['graph/eval_traces']} traces (graphs), ${ge['graph/eval_replays']} replays, ${ge['graph/eval_fallbacks']} fallbacks, ${ge['graph/eval_eager']} eager`);
+  }
   logger.metrics(baselineMetrics(baselines), state.step);
   await logger.flush();
   const baselineValid = baselineValues(baselines, metricName);
@@ -279,7 +284,7 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   const loss = () => s.model.loss(batch, { training: true });
   // On tensorflow, the pass is one captured graph (one trace per batch shape, see GraphCapture).
   const capture = s.cfg.graph ? GraphCapture.forCurrentBackend() : null;
-  const { value, grads } = capture === null ? tf.variableGrads(loss, varList) : capture.variableGrads('train-step', loss, varList);
+  const { value, grads } = capture === null ? tf.variableGrads(loss, varList) : capture.variableGrads(TRAIN_REGION, loss, varList);
   const named: Record<string, tf.Tensor> = {};
   // A variable the loss does not reach (e.g. an unused gate level) has no gradient.
   for (const [name, v] of s.variables) if (grads[v.name]) named[name] = grads[v.name]!;
@@ -290,16 +295,25 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
   return { loss: lossValue, gradNorm };
 }
 
+/** Region name of the captured training step. */
+const TRAIN_REGION = 'train-step';
+
 /**
- * The captured-step counts of this process so far (tensorflow on a CPU with `graph: true`;
- * empty otherwise): how many steps were traced, replayed as one graph run (and of those,
- * how many ran only the forward pass in JavaScript), fell back, or ran eagerly.
+ * The captured-region counts of this process so far (tensorflow on a CPU with `graph: true`;
+ * empty otherwise). Training steps (`graph/…`): how many were traced, replayed as one graph
+ * run (and of those, how many ran only the forward pass in JavaScript), fell back, or ran
+ * eagerly. Evaluation batches (`graph/eval_…`): the first decoding step of each batch (see
+ * `EgmfModel.predict`), traced, replayed, fallen back or eager.
  */
 function graphMetrics(cfg: ExperimentConfig): Record<string, number> {
   const c = cfg.graph ? GraphCapture.forCurrentBackend() : null;
   if (c === null) return {};
-  const st = c.stats;
-  return { 'graph/traces': st.traces, 'graph/replays': st.replays, 'graph/forward_only': st.forwardOnly, 'graph/fallbacks': st.fallbacks, 'graph/eager': st.eager };
+  const st = c.keyStats(TRAIN_REGION);
+  const ev = c.keyStats(PREDICT_REGION);
+  return {
+    'graph/traces': st?.traces ?? 0, 'graph/replays': st?.replays ?? 0, 'graph/forward_only': st?.forwardOnly ?? 0, 'graph/fallbacks': st?.fallbacks ?? 0, 'graph/eager': st?.eager ?? 0,
+    'graph/eval_traces': ev?.traces ?? 0, 'graph/eval_replays': ev?.replays ?? 0, 'graph/eval_fallbacks': ev?.fallbacks ?? 0, 'graph/eval_eager': ev?.eager ?? 0,
+  };
 }
 
 type Loader = Setup['loaders']['train'] & object;

@@ -217,9 +217,11 @@ describe('GraphCapture on the tensorflow backend', () => {
         import { loadExperiment } from ${JSON.stringify(join(REPO, 'src/config/experiment.ts'))};
         import { buildSetup, disposeSetup } from ${JSON.stringify(join(REPO, 'src/train/setup.ts'))};
         import { trainStep } from ${JSON.stringify(join(REPO, 'src/train/trainer.ts'))};
+        import { evaluate } from ${JSON.stringify(join(REPO, 'src/train/evaluate.ts'))};
         import { AdamW } from ${JSON.stringify(join(REPO, 'src/train/optimizer.ts'))};
         const dir = mkdtempSync(join(tmpdir(), 'egmf-graph-'));
-        const d = Decoder.random(tinyQwen3Config(), 7); saveDecoder(d, dir); d.dispose();
+        // A decoder far from uniform (std 0.3), so evaluation's answers differ from sample to sample.
+        const d = Decoder.random(tinyQwen3Config(), 7, { std: 0.3 }); saveDecoder(d, dir); d.dispose();
         for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(qwen3TokenizerDir(), f), join(dir, f));
         const out = {};
         for (const graph of [false, true]) {
@@ -234,6 +236,19 @@ describe('GraphCapture on the tensorflow backend', () => {
             stats.push(s.model.lastStats.ce);
           }
           out[graph] = { losses, ce: stats, tensors: tf.memory().numTensors, capture: { ...cap.stats } };
+          if (graph) {
+            // Evaluation: the first decoding step of each batch captured (traced, then replayed), against eager.
+            // Random fusion weights, so the answers vary from sample to sample.
+            s.model.fusion.variables().forEach((v, i) => v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', i + 1)));
+            const before = tf.memory().numTensors;
+            const ev = () => { const r = evaluate(s.model, s.loaders.valid, s.meta, { limit: 96, sampleGates: true }); return { preds: r.predictions.map((p) => p.pred), gates: r.sampleGates }; };
+            const traced = ev();
+            const replayed = ev();
+            out.evalCapture = { ...cap.keyStats('egmf-predict') };
+            out.evalTensors = tf.memory().numTensors - before;
+            s.model.opts.regions = null;
+            out.evals = { traced, replayed, eager: ev() };
+          }
           opt.dispose(); disposeSetup(s);
         }
         console.log(JSON.stringify(out));
@@ -255,6 +270,20 @@ describe('GraphCapture on the tensorflow backend', () => {
       // From the third pass on (after each trace's confirming full replay), only the forward pass runs in JavaScript.
       expect(captured.capture.forwardOnly).toBeGreaterThanOrEqual(8);
       expect(captured.tensors).toBe(eager.tensors);
+      // Evaluation replays its first decoding step as a graph, with the eager answers and gates.
+      const ev = out.evals;
+      expect(ev.eager.preds).toHaveLength(96);
+      expect(new Set(ev.eager.preds).size, 'the answers vary').toBeGreaterThan(1);
+      expect(ev.traced.preds).toEqual(ev.eager.preds);
+      expect(ev.replayed.preds).toEqual(ev.eager.preds);
+      const gateDiff = (a: Record<string, number>[]) => Math.max(...a.flatMap((g, i) => Object.keys(g).map((k) => Math.abs(g[k]! - ev.eager.gates[i][k]))));
+      expect(gateDiff(ev.traced.gates)).toBeLessThan(1e-5);
+      expect(gateDiff(ev.replayed.gates)).toBeLessThan(1e-5);
+      expect(new Set(ev.eager.gates.map((g: Record<string, number>) => Object.values(g)[0]!.toFixed(4))).size, 'the gates vary').toBeGreaterThan(10);
+      expect(out.evalCapture.traces).toBeGreaterThan(0);
+      expect(out.evalCapture.replays).toBeGreaterThanOrEqual(out.evalCapture.traces);
+      expect(out.evalCapture.eager).toBe(0);
+      expect(out.evalTensors).toBe(0);
     } finally {
       tmp.cleanup();
     }

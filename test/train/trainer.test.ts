@@ -90,6 +90,14 @@ describe('egmf train', () => {
     expect(hist.map((m) => m.step)).toEqual([6, 12, 18]);
     expect(hist[2]!.value).toBe(traces);
     expect((await fs.getRun(runId)).data.metrics['graph/forward_only']).toBe(forwardOnly);
+    // Evaluation batches (3 validations and the test split): first decoding steps traced, then replayed.
+    const ev = /captured evaluation batches: (\d+) traces \(graphs\), (\d+) replays, (\d+) fallbacks, (\d+) eager/.exec(r.stderr + r.stdout);
+    expect(ev, r.stderr).not.toBeNull();
+    const [evTraces, evReplays, , evEager] = ev!.slice(1).map(Number);
+    expect(evTraces).toBeGreaterThan(0);
+    expect(evReplays).toBeGreaterThan(evTraces!);
+    expect(evEager).toBe(0);
+    expect((await fs.getRun(runId)).data.metrics['graph/eval_replays']).toBe(evReplays);
   });
 
   it('logs a complete run to the file store that MLflow reads back', () => {

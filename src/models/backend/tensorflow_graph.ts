@@ -201,6 +201,8 @@ interface KeyState {
   eager: boolean;
   /** External slots (float scalars) seen to change between runs: fed, not baked. */
   feed: Set<number>;
+  /** This key's share of `GraphCapture.stats`. */
+  stats: GraphStats;
 }
 
 /** A constant made inside a replayed region, created in TensorFlow only if something needs it. */
@@ -209,6 +211,8 @@ interface Deferred {
   dtype: number;
   values: Int32Array | Float32Array;
 }
+
+const noStats = (): GraphStats => ({ traces: 0, replays: 0, fallbacks: 0, eager: 0, nodes: 0, runMs: 0, lastFallback: null, forwardOnly: 0 });
 
 export interface GraphStats {
   /** Regions recorded as a trace (run eagerly, then turned into a graph). */
@@ -237,7 +241,8 @@ class SkipBackward {
 type Mode = 'idle' | 'trace' | 'replay';
 
 export class GraphCapture {
-  readonly stats: GraphStats = { traces: 0, replays: 0, fallbacks: 0, eager: 0, nodes: 0, runMs: 0, lastFallback: null, forwardOnly: 0 };
+  /** Counts of every region together (`keyStats` gives one key's). */
+  readonly stats: GraphStats = noStats();
   private readonly real: Binding;
   private readonly keys = new Map<string, KeyState>();
   private mode: Mode = 'idle';
@@ -345,9 +350,10 @@ export class GraphCapture {
   private region<T>(key: string, fn: () => T, gradToken: object | null): T {
     if (this.mode !== 'idle') return fn();
     let st = this.keys.get(key);
-    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set() }));
+    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set(), stats: noStats() }));
     if (st.eager) {
       this.stats.eager++;
+      st.stats.eager++;
       return fn();
     }
     this.key = st;
@@ -379,6 +385,26 @@ export class GraphCapture {
     this.forwardAt = this.at;
     const t = this.cands.find((c) => c.grad !== null && c.grad.skip === 'ready' && c.grad.forwardOps === this.at);
     if (t !== undefined) throw new SkipBackward(t, tf.keep(y));
+  }
+
+  /** The counts of the regions named `key` (null: none ran yet). */
+  keyStats(key: string): Readonly<GraphStats> | null {
+    return this.keys.get(key)?.stats ?? null;
+  }
+
+  private count(field: 'traces' | 'replays' | 'forwardOnly' | 'fallbacks'): void {
+    this.stats[field]++;
+    if (this.key !== null) this.key.stats[field]++;
+  }
+
+  private addRunMs(ms: number): void {
+    this.stats.runMs += ms;
+    if (this.key !== null) this.key.stats.runMs += ms;
+  }
+
+  private noteFallback(why: string): void {
+    this.stats.lastFallback = why;
+    if (this.key !== null) this.key.stats.lastFallback = why;
   }
 
   /** Drops every trace and its session. */
@@ -418,10 +444,10 @@ export class GraphCapture {
   private endTrace(out: unknown): void {
     const st = this.key!;
     this.mode = 'idle';
-    this.stats.traces++;
+    this.count('traces');
     if (this.readBack || this.failure !== null) {
       st.eager = true;
-      this.stats.lastFallback = this.failure ?? 'the region reads a tensor it computes';
+      this.noteFallback(this.failure ?? 'the region reads a tensor it computes');
     }
     if (st.eager) {
       for (const t of st.traces) this.dropTrace(t);
@@ -432,10 +458,10 @@ export class GraphCapture {
       const trace = this.buildTrace(st.feed, out);
       st.traces.unshift(trace);
       while (st.traces.length > MAX_TRACES) this.dropTrace(st.traces.pop()!);
-      this.stats.nodes = trace.ops.length;
+      this.stats.nodes = st.stats.nodes = trace.ops.length;
     } catch (e) {
       st.eager = true;
-      this.stats.lastFallback = `could not turn the trace into a graph: ${(e as Error).message}`;
+      this.noteFallback(`could not turn the trace into a graph: ${(e as Error).message}`);
     }
   }
 
@@ -605,7 +631,7 @@ export class GraphCapture {
     }
     const t0 = performance.now();
     const got = this.real.runSavedModel(t.model, t.fed.map((s) => this.realId(this.extIds[s]!)), t.inputNames, t.outputNames);
-    this.stats.runMs += performance.now() - t0;
+    this.addRunMs(performance.now() - t0);
     for (let i = 0; i < t.fetch.length; i++) {
       const want = t.shapes[t.fetch[i]!]!;
       if (got[i]!.shape.join(',') !== want.join(',')) {
@@ -627,7 +653,7 @@ export class GraphCapture {
     const st = this.key!;
     st.traces.splice(st.traces.indexOf(t), 1);
     st.traces.unshift(t);
-    this.stats.replays++;
+    this.count('replays');
     st.replays++;
     this.mode = 'idle';
   }
@@ -680,10 +706,10 @@ export class GraphCapture {
     if (alive) {
       const t0 = performance.now();
       got = this.real.runSavedModel(t.model, feeds, t.inputNames, t.outputNames);
-      this.stats.runMs += performance.now() - t0;
+      this.addRunMs(performance.now() - t0);
     } else {
       g.skip = 'never';
-      this.stats.lastFallback = 'a gradient region kept a forward tensor its trace did not: ran its record eagerly';
+      this.noteFallback('a gradient region kept a forward tensor its trace did not: ran its record eagerly');
       got = this.runRecord(t, feeds);
     }
     const gradOf = new Map(g.grads.map(([name, f]) => [f, name]));
@@ -695,7 +721,7 @@ export class GraphCapture {
       else if (f < g.forwardOutputs && !this.dead.has(this.base + f)) this.resolved.set(this.base + f, m.id);
       else this.real.deleteTensor(m.id);
     });
-    this.stats.forwardOnly++;
+    this.count('forwardOnly');
     this.served(t);
     return { value: skip.loss, grads };
   }
@@ -742,8 +768,8 @@ export class GraphCapture {
   private fallBack(why: string, counts = false): void {
     const st = this.key!;
     const t = this.cands[0]!;
-    this.stats.fallbacks++;
-    this.stats.lastFallback = why;
+    this.count('fallbacks');
+    this.noteFallback(why);
     if (this.varying.length > 0) {
       // Traces that bake a value seen to change cannot serve again.
       for (const s of this.varying) st.feed.add(s);
@@ -758,7 +784,7 @@ export class GraphCapture {
     if (st.failures >= MAX_FAILURES) st.eager = true;
     if (st.misses >= MIN_MISSES && st.misses * REPLAYS_PER_MISS > st.replays) {
       st.eager = true;
-      this.stats.lastFallback = `its shapes keep changing: ${st.misses} fallbacks against ${st.replays} replays (last: ${why})`;
+      this.noteFallback(`its shapes keep changing: ${st.misses} fallbacks against ${st.replays} replays (last: ${why})`);
     }
     this.startTrace();
     for (let k = 0; k < this.at; k++) {

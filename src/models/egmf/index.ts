@@ -1,6 +1,6 @@
 /** EGMF: modality encoders, experts, hierarchical gating, pseudo tokens, prompts and the model. */
-export { EgmfModel } from './model.ts';
-export type { EgmfBatch, EgmfLlm, EgmfModelOptions, LossStats, PredictResult } from './model.ts';
+export { EgmfModel, PREDICT_REGION } from './model.ts';
+export type { EgmfBatch, EgmfLlm, EgmfModelOptions, LossStats, PredictResult, RegionRunner } from './model.ts';
 export { FusionNetwork, checkFusionConfig } from './fusion.ts';
 export { TEXT_OFFSETS_PARAM, TEXT_PAIR_OFFSETS_PARAM, TextOffsets } from './encoders.ts';
 export type { FusionConfig, FusionDims, FusionOutput } from './fusion.ts';

@@ -19,7 +19,7 @@ import { assembleInputs, type AssembledInputs } from './assemble.ts';
 import type { ModalitySeq } from './encoders.ts';
 import { FusionNetwork, type FusionConfig } from './fusion.ts';
 import type { GateOutput } from './gating.ts';
-import { gateReport, type GateReport } from './report.ts';
+import { gateReport, type GateReport, type GateWeights } from './report.ts';
 import { evalCtx, type ForwardCtx } from './layers.ts';
 import { layoutSample, type PromptLayout, type PromptParts } from './prompts.ts';
 import { loadFusionWeights, saveFusionWeights } from './weights.ts';
@@ -58,6 +58,21 @@ export interface EgmfModelOptions {
    */
   maxContextTokens?: number;
   seed: number;
+  /**
+   * Runs a region of tensor ops as one captured graph (the tensorflow backend's
+   * `GraphCapture`, when `graph: true`): `predict` runs its first decoding step (the fusion
+   * network and the LLM pass that scores every sample's first answer token) through it.
+   * Absent or null: eager.
+   */
+  regions?: RegionRunner | null;
+}
+
+/** Name of `predict`'s captured region (its first decoding step). */
+export const PREDICT_REGION = 'egmf-predict';
+
+/** Runs `fn` as a captured region named `key` (see `EgmfModelOptions.regions`). */
+export interface RegionRunner {
+  run<T>(key: string, fn: () => T): T;
 }
 
 export interface LossStats {
@@ -234,24 +249,49 @@ export class EgmfModel {
     const mode = opts.mode ?? 'constrained';
     const g = this.opts.grammar;
     const eos = this.opts.tokenizer.eosId;
-    let gates: GateReport | null = null;
-    const pseudo = tf.tidy(() => {
-      const out = this.fusion.apply(this.modalityInputs(batch), evalCtx());
-      gates = gateReport(this.fusion, out.gates);
-      return out.pseudo;
-    });
     const tokens: number[][] = Array.from({ length: batch.size }, () => []);
     const done = new Array<boolean>(batch.size).fill(false);
     const take = (i: number, id: number): void => {
       tokens[i]!.push(id);
       if (id === eos || (mode === 'constrained' && g.allowedNext(tokens[i]!).length === 0)) done[i] = true;
     };
+    const allowedAt = (i: number): number[] => (mode === 'constrained' ? g.allowedNext(tokens[i]!) : g.vocab);
+    /** The LLM's scores of the grammar's vocabulary for the next token of the `active` samples [B', V']. */
+    const score = (pseudo: tf.Tensor3D, active: number[]): tf.Tensor2D => {
+      const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => active.includes(i));
+      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
+      // No pseudo tokens (`pseudo_tokens: 0`), or every sample active: nothing to gather (wasm mis-shapes a gather of an empty tensor).
+      const rows = this.opts.model.pseudo_tokens === 0 || active.length === batch.size ? pseudo : tf.gather(pseudo, active);
+      const hidden = this.runLlm(a, rows, false); // [B', N, D]
+      const last = tf.slice(hidden, [0, a.length - 1, 0], [-1, 1, -1]); // [B', 1, D]
+      return linear(tf.reshape(last, [active.length, -1]), this.answerHead(), undefined, true) as tf.Tensor2D;
+    };
+    // Every sample starts from the same empty answer: the first step scores all of them or
+    // none (a single allowed first token).
+    const firstChoices = allowedAt(0);
+    const firstForced = mode === 'constrained' && firstChoices.length === 1;
+    const all = Array.from({ length: batch.size }, (_, i) => i);
+    // One region: the fusion network and the first step's LLM pass, read after it ends.
+    type Start = { pseudo: tf.Tensor3D; gates: GateWeights; scores: tf.Tensor2D | null };
+    const first = (): Start => tf.tidy(() => {
+      const out = this.fusion.apply(this.modalityInputs(batch), evalCtx());
+      const { expert, kind, modality } = out.gates;
+      return { pseudo: out.pseudo, gates: { expert, kind, modality }, scores: firstForced ? null : score(out.pseudo, all) } as unknown as tf.TensorContainer;
+    }) as unknown as Start;
+    const start = this.opts.regions ? this.opts.regions.run(PREDICT_REGION, first) : first();
+    const pseudo = start.pseudo;
+    let gates: GateReport;
+    try {
+      gates = gateReport(this.fusion, start.gates);
+    } finally {
+      tf.dispose(start.gates as unknown as tf.TensorContainer);
+    }
     try {
       for (let step = 0; step < g.maxTokens; step++) {
         const choices = new Map<number, number[]>();
         for (let i = 0; i < batch.size; i++) {
           if (done[i]) continue;
-          const allowed = mode === 'constrained' ? g.allowedNext(tokens[i]!) : g.vocab;
+          const allowed = step === 0 ? firstChoices : allowedAt(i);
           if (mode === 'constrained' && allowed.length === 1) take(i, allowed[0]!);
           else choices.set(i, allowed);
         }
@@ -260,14 +300,13 @@ export class EgmfModel {
           if (done.every(Boolean)) break;
           continue;
         }
-        const scores = tf.tidy(() => {
-          const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => choices.has(i));
-          const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
-          // No pseudo tokens (`pseudo_tokens: 0`): nothing to gather (wasm mis-shapes a gather of an empty tensor).
-          const hidden = this.runLlm(a, this.opts.model.pseudo_tokens === 0 ? pseudo : tf.gather(pseudo, active), false); // [B', N, D]
-          const last = tf.slice(hidden, [0, a.length - 1, 0], [-1, 1, -1]); // [B', 1, D]
-          return linear(tf.reshape(last, [active.length, -1]), this.answerHead(), undefined, true).dataSync(); // [B', V']
-        });
+        let scores: Float32Array;
+        if (step === 0 && start.scores !== null) {
+          scores = start.scores.dataSync() as Float32Array;
+          start.scores.dispose();
+        } else {
+          scores = tf.tidy(() => score(pseudo, active).dataSync() as Float32Array);
+        }
         const v = g.vocab.length;
         active.forEach((i, r) => {
           const allowed = choices.get(i)!;
@@ -278,10 +317,11 @@ export class EgmfModel {
       }
     } finally {
       pseudo.dispose();
+      if (start.scores !== null && !start.scores.isDisposed) start.scores.dispose();
     }
     const answers = tokens.map((t) => g.parse(t));
     const unparsed = answers.flatMap((a, i) => (a.ok ? [] : [{ index: i, id: batch.ids[i]!, text: a.text }]));
-    return { values: answers.map((a) => (a.ok ? a.value : null)), answers, tokens, unparsed, gates: gates! };
+    return { values: answers.map((a) => (a.ok ? a.value : null)), answers, tokens, unparsed, gates };
   }
 
   /** Writes the fusion weights (`egmf.…` names) as safetensors. */

@@ -28,7 +28,10 @@ function mean(rs: number[][]): number[] {
   return rs[0]!.map((_, j) => rs.reduce((s, r) => s + r[j]!, 0) / rs.length);
 }
 
-export function gateReport(fusion: FusionNetwork, g: GateOutput): GateReport {
+/** The gate weights a report reads. */
+export type GateWeights = Pick<GateOutput, 'expert' | 'kind' | 'modality'>;
+
+export function gateReport(fusion: FusionNetwork, g: GateWeights): GateReport {
   const [b, e] = g.expert.shape;
   const names = fusion.experts.map((x) => x.name);
   const expertRows = rows(g.expert.dataSync(), b, e);
