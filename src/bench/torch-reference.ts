@@ -34,6 +34,7 @@ import type { Setup } from '../train/setup.ts';
 import { trainStep } from '../train/trainer.ts';
 import { AdamW } from '../train/optimizer.ts';
 import type { Batch } from '../data/loader.ts';
+import { padLength } from '../data/pad.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
@@ -139,7 +140,7 @@ function batchTensors(s: Setup, batch: Batch): Record<string, TensorToWrite> {
   const g = s.grammar;
   const b = batch.size;
   const text = batch.ids.map((id, i) => model.textIds(id, batch.texts[i]!));
-  const tt = Math.max(1, ...text.map((t) => t.length));
+  const tt = padLength(Math.max(1, ...text.map((t) => t.length)), model.opts.padToMultipleOf ?? 1, model.opts.maxTextTokens);
   const textIds = new Int32Array(b * tt);
   const textMask = new Float32Array(b * tt);
   text.forEach((t, i) => {
@@ -147,7 +148,7 @@ function batchTensors(s: Setup, batch: Batch): Record<string, TensorToWrite> {
     textMask.fill(1, i * tt, i * tt + t.length);
   });
   const layouts = batch.ids.map((id, i) => layoutSample(model.opts.prompt, model.textIds(id, batch.texts[i]!), model.opts.maxTextTokens, g.targetTokens(batch.labels[i]!)));
-  const a = assembleInputs(layouts, s.cfg.model.pseudo_tokens);
+  const a = assembleInputs(layouts, s.cfg.model.pseudo_tokens, model.opts.padToMultipleOf);
   const targets = Int32Array.from(a.targets, (id) => (id < 0 ? -100 : g.vocabIndex.get(id)!));
   const seq = (data: Float32Array, mask: Uint8Array, len: number, dim: number): [TensorToWrite, TensorToWrite] => len === 0
     ? [{ dtype: 'F32', shape: [b, 1, dim], data: new Float32Array(b * dim) }, { dtype: 'F32', shape: [b, 1], data: new Float32Array(b) }]

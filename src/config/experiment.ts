@@ -52,6 +52,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
         context: int(0, 0, "Dialogue context: how many of the utterances before each sample in its dialogue (same dialogue_id, earlier utterance_index, same split) the text encoder reads before the utterance; 0 = the utterance alone", 64),
         max_context_tokens: int(48, 1, 'Context tokens kept per sample (the most recent ones)'),
         bucket: { kind: 'boolean', default: false, doc: 'Length bucketing of batches' },
+        pad_to_multiple_of: int(8, 1, "Pad each batch's audio, vision, text tokens and LLM input to a multiple of this many positions (masked, so values keep), as Hugging Face collators' pad_to_multiple_of: batches fall into a few shapes, and the tensorflow backend captures one graph per shape instead of one per batch length; 1 = to the batch's longest"),
         limit_train: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Use only the first N training samples (after a seeded shuffle)' },
         limit_eval: { kind: 'number', int: true, min: 1, nullable: true, doc: 'Score only the first N validation/test samples (whole batches; smoke runs such as reproduce --quick; baselines still use whole splits)' },
         train_split: { kind: 'enum', values: ['train', 'valid', 'test'], default: 'train', doc: 'Split file trained on (e.g. test when a release lacks train)' },
@@ -210,6 +211,7 @@ export interface ExperimentConfig {
     context: number;
     max_context_tokens: number;
     bucket: boolean;
+    pad_to_multiple_of: number;
     limit_train: number | null;
     limit_eval: number | null;
     train_split: SplitName;

@@ -15,6 +15,7 @@ import {
 } from './loader-columns.ts';
 import type { NumberChunk, SequenceChunk, Utf8Chunk } from './loader-columns.ts';
 import type { DatasetMeta } from './schema.ts';
+import { padLength } from './pad.ts';
 
 /** Per-modality truncation; a sample longer than this keeps its first `n` frames (characters for text). */
 export interface MaxLen {
@@ -53,6 +54,14 @@ export interface LoaderOptions {
    * `utterance_index`), oldest first, from the same split file(s). 0 = none (default).
    */
   context?: number;
+  /**
+   * Pads each batch's audio and vision to a multiple of this many frames (never past the
+   * modality's `maxLen` when the batch is within it), as Hugging Face's collators'
+   * `pad_to_multiple_of` does: padded frames are masked, so batches keep their values, and
+   * batches fall into a few shapes (a captured graph per shape). 1 = to the batch's longest
+   * (default).
+   */
+  padToMultipleOf?: number;
 }
 
 /** One padded batch. Sequences are laid out row-major [B, L, D] and zero-padded. */
@@ -118,7 +127,7 @@ interface BufferSet {
 /** Released buffer sets kept for reuse; more would only hold memory. */
 const POOL_LIMIT = 4;
 
-const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'shorten', 'bucket', 'epoch', 'context']);
+const OPTION_KEYS = new Set(['batchSize', 'shuffle', 'seed', 'dropLast', 'maxLen', 'shorten', 'bucket', 'epoch', 'context', 'padToMultipleOf']);
 const MAXLEN_KEYS = new Set(['text', 'audio', 'vision']);
 
 /** Validates loader options; errors name the option. */
@@ -140,6 +149,7 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
   for (const k of ['bucket', 'epoch', 'context'] as const) {
     if (opts[k] !== undefined && !nonNegInt(opts[k])) bad(k, `must be a non-negative integer, got ${JSON.stringify(opts[k])}`);
   }
+  if (opts.padToMultipleOf !== undefined && !posInt(opts.padToMultipleOf)) bad('padToMultipleOf', `must be a positive integer, got ${JSON.stringify(opts.padToMultipleOf)}`);
   const maxLen = opts.maxLen ?? {};
   if (typeof maxLen !== 'object' || maxLen === null) bad('maxLen', 'must be an object {text?, audio?, vision?}');
   for (const [k, v] of Object.entries(maxLen)) {
@@ -152,9 +162,10 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
   return {
     batchSize: opts.batchSize, shuffle: opts.shuffle ?? false, seed: opts.seed ?? 0, dropLast: opts.dropLast ?? false,
     maxLen, shorten: opts.shorten ?? 'truncate', bucket: opts.bucket ?? 0, epoch: opts.epoch ?? 0,
-    context: opts.context ?? 0,
+    context: opts.context ?? 0, padToMultipleOf: opts.padToMultipleOf ?? 1,
   };
 }
+
 
 /** Metadata with the per-split fields (`cleaned`) removed, for comparing files of one dataset. */
 export function datasetIdentity(meta: DatasetMeta): string {
@@ -331,6 +342,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
       if (audioLengths[b]! > La) La = audioLengths[b]!;
       if (visionLengths[b]! > Lv) Lv = visionLengths[b]!;
     }
+    La = padLength(La, this.opts.padToMultipleOf, this.opts.maxLen.audio);
+    Lv = padLength(Lv, this.opts.padToMultipleOf, this.opts.maxLen.vision);
     const { set, fresh } = this.buffers(B * La * Da, B * Lv * Dv, B * La, B * Lv);
     const audio = set.audio.subarray(0, B * La * Da);
     const vision = set.vision.subarray(0, B * Lv * Dv);

@@ -101,6 +101,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
     maxTextTokens: cfg.data.max_text_tokens,
     ...(cfg.data.context > 0 ? { maxContextTokens: cfg.data.max_context_tokens } : {}),
     seed,
+    padToMultipleOf: cfg.data.pad_to_multiple_of,
     // Evaluation's first decoding step as a captured graph, like the training step.
     regions: cfg.graph ? GraphCapture.forCurrentBackend() : null,
   });
@@ -129,6 +130,7 @@ export function evalLoaderOptions(cfg: ExperimentConfig, seed: number = cfg.seed
     seed,
     maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
     shorten: cfg.data.shorten,
+    padToMultipleOf: cfg.data.pad_to_multiple_of,
     ...(cfg.data.context > 0 ? { context: cfg.data.context } : {}),
   };
 }

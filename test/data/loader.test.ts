@@ -270,6 +270,32 @@ describe('BatchLoader', () => {
     expect(() => openLoader(path, { batchSize: 2, context: -1 })).toThrow(/key 'context': must be a non-negative integer/);
   });
 
+  it('padToMultipleOf pads audio and vision to a multiple (never past maxLen), the padding zero and masked', () => {
+    const plain = openLoader(trainPath, { batchSize: 4, maxLen: { audio: 7 } });
+    const padded = openLoader(trainPath, { batchSize: 4, maxLen: { audio: 7 }, padToMultipleOf: 4 });
+    const shapes = new Set<string>();
+    for (const idx of plain.plan(0)) {
+      const a = plain.batch(idx);
+      const b = padded.batch(idx);
+      expect(b.ids).toEqual(a.ids);
+      // Audio rounds up to 4 or 8 frames but stops at maxLen 7; vision (no limit) rounds up.
+      expect(b.audioPadLen).toBe(a.audioPadLen === 0 ? 0 : Math.min(7, Math.ceil(a.audioPadLen / 4) * 4));
+      expect(b.visionPadLen).toBe(Math.ceil(a.visionPadLen / 4) * 4);
+      shapes.add(`${b.audioPadLen},${b.visionPadLen}`);
+      for (const [x, y, lx, ly, dim] of [[a.audio, b.audio, a.audioPadLen, b.audioPadLen, 3], [a.vision, b.vision, a.visionPadLen, b.visionPadLen, 2]] as const) {
+        for (let i = 0; i < a.size; i++) {
+          expect(Array.from(y.subarray(i * ly * dim, (i * ly + lx) * dim))).toEqual(Array.from(x.subarray(i * lx * dim, (i + 1) * lx * dim)));
+          expect(y.subarray((i * ly + lx) * dim, (i + 1) * ly * dim).every((v) => v === 0)).toBe(true);
+        }
+      }
+      for (let i = 0; i < a.size; i++) {
+        expect(Array.from(b.audioMask.subarray(i * b.audioPadLen, (i + 1) * b.audioPadLen)).reduce((s, m) => s + m, 0)).toBe(a.audioLengths[i]);
+        expect(Array.from(b.visionMask.subarray(i * b.visionPadLen, (i + 1) * b.visionPadLen)).reduce((s, m) => s + m, 0)).toBe(a.visionLengths[i]);
+      }
+    }
+    expect(shapes.size).toBeLessThanOrEqual(2);
+  });
+
   it('refuses bad options and missing files with the key or file named', () => {
     const bad: [Partial<LoaderOptions> & Record<string, unknown>, RegExp][] = [
       [{ batchSize: 0 }, /key 'batchSize': must be a positive integer, got 0/],
@@ -282,6 +308,7 @@ describe('BatchLoader', () => {
       [{ batchSize: 2, maxLen: { video: 3 } as never }, /key 'maxLen.video': unknown modality/],
       [{ batchSize: 2, shufle: true }, /key 'shufle': unknown loader option/],
       [{ batchSize: 2, shorten: 'crop' as never }, /key 'shorten': must be 'truncate' or 'pool', got "crop"/],
+      [{ batchSize: 2, padToMultipleOf: 0 }, /key 'padToMultipleOf': must be a positive integer, got 0/],
     ];
     for (const [o, re] of bad) expect(() => openLoader(trainPath, o as LoaderOptions)).toThrow(re);
     expect(() => openLoader(join(tmp.path, 'missing', 'train.arrow'), { batchSize: 2 })).toThrow(/missing[/\\]train\.arrow: file not found/);

@@ -6,6 +6,7 @@
  * tokens only (0 at the first real token), as HF computes them from the attention mask.
  */
 import type { PromptLayout } from './prompts.ts';
+import { padLength } from '../../data/pad.ts';
 
 export interface AssembledInputs {
   batch: number;
@@ -27,10 +28,10 @@ export interface AssembledInputs {
   targets: Int32Array;
 }
 
-export function assembleInputs(layouts: readonly PromptLayout[], pseudoCount: number): AssembledInputs {
+export function assembleInputs(layouts: readonly PromptLayout[], pseudoCount: number, padToMultipleOf = 1): AssembledInputs {
   const b = layouts.length;
   const lens = layouts.map((l) => l.before.length + pseudoCount + l.after.length + l.target.length);
-  const n = Math.max(...lens);
+  const n = padLength(Math.max(...lens), padToMultipleOf);
   const targetWidth = Math.max(...layouts.map((l) => l.target.length));
   const ids = new Int32Array(b * n);
   const pseudoIndex = new Int32Array(b * n).fill(b * pseudoCount);

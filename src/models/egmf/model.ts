@@ -16,6 +16,7 @@ import type { MaskLike } from '../ops.ts';
 import { linear, softmaxCrossEntropy } from '../ops.ts';
 import type { AnswerGrammar, ParsedAnswer, TextTokenizer } from './answers.ts';
 import { assembleInputs, type AssembledInputs } from './assemble.ts';
+import { padLength } from '../../data/pad.ts';
 import type { ModalitySeq } from './encoders.ts';
 import { FusionNetwork, type FusionConfig } from './fusion.ts';
 import type { GateOutput } from './gating.ts';
@@ -58,6 +59,12 @@ export interface EgmfModelOptions {
    */
   maxContextTokens?: number;
   seed: number;
+  /**
+   * Pads the text encoder's tokens and the LLM's input to a multiple of this many positions
+   * (`data.pad_to_multiple_of`; padded positions are masked): batches fall into a few
+   * shapes, one captured graph each. Default 1 (to the batch's longest).
+   */
+  padToMultipleOf?: number;
   /**
    * Runs a region of tensor ops as one captured graph (the tensorflow backend's
    * `GraphCapture`, when `graph: true`): `predict` runs its first decoding step (the fusion
@@ -138,7 +145,7 @@ export class EgmfModel {
     return tf.tidy(() => {
       const { pseudo, gates, probe } = this.fusion.apply(this.modalityInputs(batch), this.ctx(training));
       const layouts = this.layouts(batch, (i) => this.targetTokens(batch, i));
-      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
+      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens, this.opts.padToMultipleOf);
       const hidden = this.runLlm(a, pseudo, training); // [B, N, D]
       const t = a.targetWidth;
       const pred = tf.slice(hidden, [0, a.length - t - 1, 0], [-1, t, -1]); // [B, T, D] predicts the last T tokens
@@ -259,7 +266,7 @@ export class EgmfModel {
     /** The LLM's scores of the grammar's vocabulary for the next token of the `active` samples [B', V']. */
     const score = (pseudo: tf.Tensor3D, active: number[]): tf.Tensor2D => {
       const layouts = this.layouts(batch, (i) => tokens[i]!).filter((_, i) => active.includes(i));
-      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens);
+      const a = assembleInputs(layouts, this.opts.model.pseudo_tokens, this.opts.padToMultipleOf);
       // No pseudo tokens (`pseudo_tokens: 0`), or every sample active: nothing to gather (wasm mis-shapes a gather of an empty tensor).
       const rows = this.opts.model.pseudo_tokens === 0 || active.length === batch.size ? pseudo : tf.gather(pseudo, active);
       const hidden = this.runLlm(a, rows, false); // [B', N, D]
@@ -445,7 +452,7 @@ export class EgmfModel {
     const utterances = batch.ids.map((id, i) => this.textIds(id, batch.texts[i]!));
     const context = this.contextIds(batch);
     const ids = context === null ? utterances : utterances.map((u, i) => [...context[i]!, ...u]);
-    const len = Math.max(1, ...ids.map((t) => t.length));
+    const len = padLength(Math.max(1, ...ids.map((t) => t.length)), this.opts.padToMultipleOf ?? 1, this.opts.maxTextTokens + (this.opts.maxContextTokens ?? 0));
     const padded = ids.map((t) => [...t, ...new Array<number>(len - t.length).fill(0)]);
     const mask = new Float32Array(batch.size * len);
     ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));

@@ -52,7 +52,7 @@ const CLS: AnswerTask = { kind: 'classification', labelNames: ['neutral', 'joy',
  * A 1-layer Qwen3 over the real Qwen3 vocabulary (seed 11) with LoRA on q/v, and an
  * EgmfModel on it whose fusion weights come from `seed`. A short custom prompt keeps steps fast.
  */
-function build(model: ModelCfg, seed: number, task: AnswerTask = CLS, extra: { maxContextTokens?: number } = {}) {
+function build(model: ModelCfg, seed: number, task: AnswerTask = CLS, extra: { maxContextTokens?: number; padToMultipleOf?: number } = {}) {
   const cfg = makeDecoderConfig({ modelType: 'qwen3', vocabSize: 151936, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true });
   const decoder = Decoder.random(cfg, 11, { std: 0.5 });
   const lora = new LoraModel(decoder);
@@ -570,6 +570,38 @@ describe('decoding modes', () => {
       expect(() => reg.egmf.setClassWeights(Float32Array.from([1]))).toThrow(/train\.class_weights.*classification task/);
     } finally {
       reg.dispose();
+    }
+  });
+
+  it('padding to a multiple (text, LLM input, audio and vision frames) keeps the loss, answers and gates', () => {
+    const batch = makeBatch(6, 5);
+    // The loader's padding: audio and vision frames up to 8, zero and masked.
+    const pad = (data: Float32Array, mask: Uint8Array, len: number, dim: number, to: number) => {
+      const d = new Float32Array(batch.size * to * dim);
+      const m = new Uint8Array(batch.size * to);
+      for (let i = 0; i < batch.size; i++) {
+        d.set(data.subarray(i * len * dim, (i + 1) * len * dim), i * to * dim);
+        m.set(mask.subarray(i * len, (i + 1) * len), i * to);
+      }
+      return [d, m] as const;
+    };
+    const [audio, audioMask] = pad(batch.audio, batch.audioMask, batch.audioPadLen, AUDIO_DIM, 8);
+    const [vision, visionMask] = pad(batch.vision, batch.visionMask, batch.visionPadLen, VISION_DIM, 8);
+    const padded = { ...batch, audio, audioMask, audioPadLen: 8, vision, visionMask, visionPadLen: 8 };
+    const plain = build(tinyModel(), 3);
+    const eight = build(tinyModel(), 3, CLS, { padToMultipleOf: 8 });
+    try {
+      const loss = (m: ReturnType<typeof build>, b: EgmfBatch) => tf.tidy(() => m.egmf.loss(b, { training: false }).dataSync()[0]!);
+      const l1 = loss(plain, batch);
+      expect(Math.abs(loss(eight, padded) - l1)).toBeLessThan(1e-5);
+      expect(Math.abs(loss(eight, batch) - l1)).toBeLessThan(1e-5);
+      const p1 = plain.egmf.predict(batch);
+      const p8 = eight.egmf.predict(padded);
+      expect(p8.tokens).toEqual(p1.tokens);
+      p8.gates.expert.perSample.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - p1.gates.expert.perSample[i]![j]!)).toBeLessThan(1e-5)));
+    } finally {
+      plain.dispose();
+      eight.dispose();
     }
   });
 
