@@ -198,7 +198,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
       return { v, value, improved, stop };
     });
     logger.metrics(prefixed('valid', { ...v.metrics, ...v.gates }), state.step);
-    logger.metrics({ ...logger.systemMetrics(), ...graphMetrics(cfg), epoch: epoch + 1 }, state.step);
+    logger.metrics({ ...logger.systemMetrics(), ...graphMetrics(cfg, 'train'), epoch: epoch + 1 }, state.step);
     state.history.push({ epoch, step: state.step, metrics: v.metrics });
     progress.log(`epoch ${epoch + 1}: valid ${metricName} ${value.toFixed(4)}${improved ? ' (best)' : ''}`);
     const hookStop = (await o.onEpoch?.(epoch, v.metrics, value)) ?? false;
@@ -212,7 +212,7 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   }
   progress.finish();
   const trainSeconds = (performance.now() - trainStart) / 1000;
-  const g = graphMetrics(cfg);
+  const g = graphMetrics(cfg, 'train');
   if (g['graph/traces'] !== undefined) {
     say(`captured training steps: ${g['graph/traces']} traces (graphs), ${g['graph/replays']} replays (${g['graph/forward_only']} of them only the forward pass in JavaScript), ${g['graph/fallbacks']} fallbacks, ${g['graph/eager']} eager`);
   }
@@ -223,9 +223,9 @@ async function runTraining(s: Setup, cfg: ExperimentConfig, seed: number, o: Tra
   const bestValid = bestEval ?? evaluate(model, valid, meta, evalLimit);
   const test = s.loaders.test ? evaluate(model, s.loaders.test, meta, evalLimit) : null;
   if (test) logger.metrics(prefixed('test', test.metrics), state.step);
-  const ge = graphMetrics(cfg);
+  const ge = graphMetrics(cfg, 'eval');
   if (ge['graph/eval_traces'] !== undefined) {
-    logger.metrics(Object.fromEntries(Object.entries(ge).filter(([k]) => k.startsWith('graph/eval_'))), state.step);
+    logger.metrics(ge, state.step);
     say(`captured evaluation batches: ${ge['graph/eval_traces']} traces (graphs), ${ge['graph/eval_replays']} replays, ${ge['graph/eval_fallbacks']} fallbacks, ${ge['graph/eval_eager']} eager`);
   }
   logger.metrics(baselineMetrics(baselines), state.step);
@@ -300,20 +300,21 @@ const TRAIN_REGION = 'train-step';
 
 /**
  * The captured-region counts of this process so far (tensorflow on a CPU with `graph: true`;
- * empty otherwise). Training steps (`graph/…`): how many were traced, replayed as one graph
- * run (and of those, how many ran only the forward pass in JavaScript), fell back, or ran
- * eagerly. Evaluation batches (`graph/eval_…`): the first decoding step of each batch (see
- * `EgmfModel.predict`), traced, replayed, fallen back or eager.
+ * empty otherwise). Training steps (`graph/…`, logged each epoch): how many were traced,
+ * replayed as one graph run (and of those, how many ran only the forward pass in
+ * JavaScript), fell back, or ran eagerly. Evaluation batches (`graph/eval_…`, logged once at
+ * the end): the first decoding step of each batch (see `EgmfModel.predict`), traced,
+ * replayed, fallen back or eager.
  */
-function graphMetrics(cfg: ExperimentConfig): Record<string, number> {
+function graphMetrics(cfg: ExperimentConfig, what: 'train' | 'eval'): Record<string, number> {
   const c = cfg.graph ? GraphCapture.forCurrentBackend() : null;
   if (c === null) return {};
+  if (what === 'eval') {
+    const ev = c.keyStats(PREDICT_REGION);
+    return { 'graph/eval_traces': ev?.traces ?? 0, 'graph/eval_replays': ev?.replays ?? 0, 'graph/eval_fallbacks': ev?.fallbacks ?? 0, 'graph/eval_eager': ev?.eager ?? 0 };
+  }
   const st = c.keyStats(TRAIN_REGION);
-  const ev = c.keyStats(PREDICT_REGION);
-  return {
-    'graph/traces': st?.traces ?? 0, 'graph/replays': st?.replays ?? 0, 'graph/forward_only': st?.forwardOnly ?? 0, 'graph/fallbacks': st?.fallbacks ?? 0, 'graph/eager': st?.eager ?? 0,
-    'graph/eval_traces': ev?.traces ?? 0, 'graph/eval_replays': ev?.replays ?? 0, 'graph/eval_fallbacks': ev?.fallbacks ?? 0, 'graph/eval_eager': ev?.eager ?? 0,
-  };
+  return { 'graph/traces': st?.traces ?? 0, 'graph/replays': st?.replays ?? 0, 'graph/forward_only': st?.forwardOnly ?? 0, 'graph/fallbacks': st?.fallbacks ?? 0, 'graph/eager': st?.eager ?? 0 };
 }
 
 type Loader = Setup['loaders']['train'] & object;
