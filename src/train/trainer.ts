@@ -79,6 +79,10 @@ export async function trainExperiment(cfg: ExperimentConfig, o: TrainOptions): P
   const seed = o.seed ?? cfg.seed;
   const t0 = performance.now();
   const setup = await buildSetup(cfg, { say, seed });
+  // Each run captures its own graphs: its numbers and its graph counts do not depend on what
+  // an earlier run in this process (another seed, a sweep confirmation) left (a graph run
+  // and the eager trace of a step can differ in the last bits).
+  GraphCapture.forCurrentBackend()?.reset();
   try {
     return await runTraining(setup, cfg, seed, o, say, t0);
   } finally {

@@ -224,8 +224,10 @@ describe('GraphCapture on the tensorflow backend', () => {
         const d = Decoder.random(tinyQwen3Config(), 7, { std: 0.3 }); saveDecoder(d, dir); d.dispose();
         for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(qwen3TokenizerDir(), f), join(dir, f));
         const out = {};
-        for (const graph of [false, true]) {
-          const cfg = loadExperiment(${JSON.stringify(join(REPO, 'experiments/synthetic/meld.yaml'))}, ['backend=tensorflow', 'llm.path=' + dir, 'seed=1111', 'graph=' + graph]);
+        // 'again': a second model (new variables, which tfjs names anew) trained in the same
+        // process on the traces the first one left.
+        for (const graph of [false, true, 'again']) {
+          const cfg = loadExperiment(${JSON.stringify(join(REPO, 'experiments/synthetic/meld.yaml'))}, ['backend=tensorflow', 'llm.path=' + dir, 'seed=1111', 'graph=' + (graph !== false)]);
           const s = await buildSetup(cfg, { seed: 1111 });
           const opt = new AdamW(s.variables, { eps: cfg.train.adam_eps, weightDecay: cfg.train.weight_decay });
           const plan = s.loaders.train.plan(0).slice(0, 4);
@@ -236,7 +238,7 @@ describe('GraphCapture on the tensorflow backend', () => {
             stats.push(s.model.lastStats.ce);
           }
           out[graph] = { losses, ce: stats, tensors: tf.memory().numTensors, capture: { ...cap.stats } };
-          if (graph) {
+          if (graph === true) {
             // Evaluation: the first decoding step of each batch captured (traced, then replayed), against eager.
             // Random fusion weights, so the answers vary from sample to sample.
             s.model.fusion.variables().forEach((v, i) => v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', i + 1)));
@@ -270,6 +272,12 @@ describe('GraphCapture on the tensorflow backend', () => {
       // From the third pass on (after each trace's confirming full replay), only the forward pass runs in JavaScript.
       expect(captured.capture.forwardOnly).toBeGreaterThanOrEqual(8);
       expect(captured.tensors).toBe(eager.tensors);
+      // The second model replays the first one's traces, backward passes skipped, and trains
+      // as the first did: gradients go to its own variables.
+      const again = out['again'];
+      expect(again.capture.traces).toBe(captured.capture.traces + out.evalCapture.traces);
+      expect(again.capture.forwardOnly - captured.capture.forwardOnly).toBeGreaterThanOrEqual(12);
+      expect(Math.max(...again.losses.map((l: number, i: number) => Math.abs(l - captured.losses[i])))).toBeLessThan(1e-5);
       // Evaluation replays its first decoding step as a graph, with the eager answers and gates.
       const ev = out.evals;
       expect(ev.eager.preds).toHaveLength(96);

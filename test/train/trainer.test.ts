@@ -100,6 +100,24 @@ describe('egmf train', () => {
     expect((await fs.getRun(runId)).data.metrics['graph/eval_replays']).toBe(evReplays);
   });
 
+  it.skipIf(!existsSync(tfNodeAddon(REPO)) && !process.env['CI'])('on tensorflow, seeds trained one after another in one process give what each gives alone', () => {
+    const sets = SETS.map((x) => (x === 'backend=wasm' ? 'backend=tensorflow' : x === 'data.limit_train=48' ? 'data.limit_train=96' : x));
+    const train = (extra: string[], out: string) => {
+      const r = runCli(['train', '--config', CONFIG, ...[...sets, ...extra].flatMap((x) => ['--set', x]), '--no-tracking', '--json', '--out', join(tmp.path, out)], { env });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    train(['seeds=[1111,2222]'], 'seeds-both');
+    train(['seed=2222'], 'seeds-alone');
+    // The weights decide the test split's gate weights to the last bit.
+    const summary = (dir: string) => JSON.parse(readFileSync(join(tmp.path, dir, 'summary.json'), 'utf8'));
+    const second = summary(join('seeds-both', 'seed2222'));
+    const alone = summary('seeds-alone');
+    expect(Object.keys(second.gates_test).length).toBeGreaterThan(0);
+    expect(second.gates_test).toEqual(alone.gates_test);
+    expect(second.history).toEqual(alone.history);
+  });
+
   it('logs a complete run to the file store that MLflow reads back', () => {
     const store = join(tmp.path, 'mlruns');
     const r = runCli(['train', '--config', CONFIG, ...SETS.flatMap((s) => ['--set', s]), '--tracking-uri', store, '--experiment', 'egmf-test', '--out', join(tmp.path, 'file-run')], { env });

@@ -180,8 +180,16 @@ interface GradTrace {
   forwardOps: number;
   /** Flat outputs made by the forward ops. */
   forwardOutputs: number;
-  /** Flat output of each variable's gradient, by variable name. */
-  grads: [string, number][];
+  /**
+   * Each gradient: the variable's index in `variableGrads`' list, the flat output holding its
+   * gradient, and the external slot the variable's tensor entered the trace through. A replay
+   * names the gradients after its own list's variables, and skips its backward pass only
+   * when each of them entered through the same slot: tfjs names variables per process, so
+   * another model's variables (a second run in one process) have other names.
+   */
+  grads: [number, number, number][];
+  /** Length of the variable list. */
+  vars: number;
   /** External slots first used by a backward op, with the values they had in the trace. */
   backward: Map<number, HostValues>;
   /** 'unknown' until a full replay confirms `backward`; then 'ready' (or 'never'). */
@@ -262,6 +270,8 @@ export class GraphCapture {
   private readBack = false;
   /** Identifies the current gradient region's forward pass (`variableGrads`), else null. */
   private gradToken: object | null = null;
+  /** The variables of the current gradient region, in `variableGrads`' order. */
+  private gradVars: tf.Variable[] = [];
   /** Op count when its forward pass ended (−1 while it runs, and outside gradient regions). */
   private forwardAt = -1;
   /** Values of the tensors made on the host during a gradient region's backward pass, by id. */
@@ -344,10 +354,10 @@ export class GraphCapture {
       this.forwardDone(token, y);
       return y;
     };
-    return this.region(key, () => tf.variableGrads(forward, varList), token);
+    return this.region(key, () => tf.variableGrads(forward, varList), token, varList);
   }
 
-  private region<T>(key: string, fn: () => T, gradToken: object | null): T {
+  private region<T>(key: string, fn: () => T, gradToken: object | null, gradVars: tf.Variable[] = []): T {
     if (this.mode !== 'idle') return fn();
     let st = this.keys.get(key);
     if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set(), stats: noStats() }));
@@ -360,6 +370,7 @@ export class GraphCapture {
     this.failure = null;
     this.readBack = false;
     this.gradToken = gradToken;
+    this.gradVars = gradVars;
     this.forwardAt = -1;
     try {
       return st.traces.length === 0 ? this.traceRegion(fn) : this.replayRegion(fn);
@@ -372,6 +383,7 @@ export class GraphCapture {
       this.cands = [];
       this.key = null;
       this.gradToken = null;
+      this.gradVars = [];
       this.forwardAt = -1;
       this.backwardMade = new Map();
     }
@@ -383,8 +395,18 @@ export class GraphCapture {
     if (this.mode === 'trace') this.forwardAt = this.ops.length;
     if (this.mode !== 'replay') return;
     this.forwardAt = this.at;
-    const t = this.cands.find((c) => c.grad !== null && c.grad.skip === 'ready' && c.grad.forwardOps === this.at);
+    const t = this.cands.find((c) => c.grad !== null && c.grad.skip === 'ready' && c.grad.forwardOps === this.at && this.variablesBound(c.grad));
     if (t !== undefined) throw new SkipBackward(t, tf.keep(y));
+  }
+
+  /** Whether this replay's variables entered through the slots their gradients were traced for. */
+  private variablesBound(g: GradTrace): boolean {
+    if (this.gradVars.length !== g.vars) return false;
+    const ids = this.backend.getInputTensorIds(this.gradVars);
+    return g.grads.every(([v, , slot]) => {
+      const bound = this.extIds[slot];
+      return bound !== undefined && bound >= 0 && this.realId(bound) === ids[v];
+    });
   }
 
   /** The counts of the regions named `key` (null: none ran yet). */
@@ -520,16 +542,21 @@ export class GraphCapture {
     const forwardOps = this.forwardAt;
     const g: GradTrace = {
       forwardOps, forwardOutputs: forwardOps < this.ops.length ? this.ops[forwardOps]!.first : this.outDtypes.length,
-      grads: [], backward: new Map(), skip: 'unknown', ids: new Map(),
+      grads: [], vars: this.gradVars.length, backward: new Map(), skip: 'unknown', ids: new Map(),
     };
     const grads = Object.entries((out as { grads: tf.NamedTensorMap }).grads);
     const ids = this.backend.getInputTensorIds(grads.map(([, t]) => t));
+    const varIndex = new Map(this.gradVars.map((v, i) => [v.name, i]));
+    const varIds = this.backend.getInputTensorIds(this.gradVars);
     const seen = new Set<number>();
     grads.forEach(([name], i) => {
       const flat = this.producedBy.get(ids[i]!);
-      // A gradient the backward ops do not make (or one shared by two variables) cannot be given out alone.
-      if (flat === undefined || flat < g.forwardOutputs || seen.has(flat) || !fetch.has(flat)) g.skip = 'never';
-      else g.grads.push([name, flat]);
+      const v = varIndex.get(name);
+      const slot = v === undefined ? undefined : this.extSlot.get(varIds[v]!);
+      // A gradient the backward ops do not make (or one shared by two variables, or of a
+      // variable that did not enter as an input of its own) cannot be given out alone.
+      if (flat === undefined || flat < g.forwardOutputs || seen.has(flat) || !fetch.has(flat) || v === undefined || slot === undefined) g.skip = 'never';
+      else g.grads.push([v, flat, slot]);
       if (flat !== undefined) seen.add(flat);
     });
     const idOf = new Map([...this.extSlot].map(([id, slot]) => [slot, id]));
@@ -712,7 +739,7 @@ export class GraphCapture {
       this.noteFallback('a gradient region kept a forward tensor its trace did not: ran its record eagerly');
       got = this.runRecord(t, feeds);
     }
-    const gradOf = new Map(g.grads.map(([name, f]) => [f, name]));
+    const gradOf = new Map(g.grads.map(([v, f]) => [f, this.gradVars[v]!.name]));
     const grads: tf.NamedTensorMap = {};
     t.fetch.forEach((f, i) => {
       const m = got[i]!;
