@@ -21,7 +21,7 @@
  * The trial logs its own params and metric histories to the tracking store (a child run of
  * `parentRunId`, see {@link openTrialRun}); the parent only tags the final state.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,6 +33,8 @@ import { TRIAL_PARENT_ENV } from './watchdog.ts';
 import { TRAINING_NODE_FLAGS } from '../train/process.ts';
 
 export const PAYLOAD_ENV = 'EGMF_TRIAL_PAYLOAD';
+/** Set to 1 by a reusing executor: the trial process may take further trials (see TrialHost). */
+export const HOST_ENV = 'EGMF_TRIAL_HOST';
 export const TRIAL_COMMAND_ENV = 'EGMF_TRIAL_COMMAND';
 export const PROTOCOL_VERSION = 1;
 /** Tags every trial's child run carries (the trial sets them; the controller re-asserts them). */
@@ -188,99 +190,215 @@ const STDERR_TAIL = 4000;
 
 /** Parent side: runs one trial process to its end. Never rejects for a trial's own failure. */
 export async function runTrialProcess(opts: RunTrialOptions): Promise<TrialOutcome> {
-  const dir = mkdtempSync(join(tmpdir(), 'egmf-trial-'));
-  const payloadPath = join(dir, 'payload.json');
-  writeFileSync(payloadPath, `${JSON.stringify(opts.payload)}\n`);
-  const [exe, ...args] = opts.command;
+  const host = new TrialHost({ reuse: false });
   try {
-    return await new Promise<TrialOutcome>((resolveOutcome) => {
-      let stderr = '';
-      let result: TrialResult | undefined;
-      let runId: string | undefined;
-      let protocolError: string | undefined;
-      let chain: Promise<void> = Promise.resolve();
-      const child = spawn(exe!, args, {
-        env: { ...process.env, ...opts.env, [PAYLOAD_ENV]: payloadPath, [TRIAL_PARENT_ENV]: String(process.pid) },
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        serialization: 'json',
-      });
-      const lines = (stream: 'stdout' | 'stderr') => {
-        let buf = '';
-        return (chunk: Buffer) => {
-          const text = chunk.toString('utf8');
-          if (stream === 'stderr') stderr = (stderr + text).slice(-STDERR_TAIL);
-          if (!opts.onOutput) return;
-          buf += text;
-          const parts = buf.split('\n');
-          buf = parts.pop() ?? '';
-          for (const l of parts) opts.onOutput(l, stream);
-        };
+    return await host.run(opts);
+  } finally {
+    host.close();
+  }
+}
+
+/** Whether a child process (its IPC channel and output pipes too) keeps this process's event loop alive. */
+function holdOpen(child: ChildProcess, on: boolean): void {
+  const handles = [child, (child as unknown as { channel?: { ref(): void; unref(): void } }).channel, child.stdout, child.stderr] as ({ ref?(): void; unref?(): void } | null | undefined)[];
+  for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
+}
+
+/** One trial's delivery to a process: what the process said about it so far. */
+interface Session {
+  opts: RunTrialOptions;
+  stderr: string;
+  result?: TrialResult;
+  runId?: string;
+  protocolError?: string;
+  /** Messages are handled in order: a report's decision goes out before the next message is read. */
+  chain: Promise<void>;
+  resolve: (o: TrialOutcome) => void;
+  done: boolean;
+}
+
+/**
+ * Parent side: runs trials in a process of their own, one at a time. With `reuse`, a trial
+ * process that says it can take another (`EGMF_TRIAL_HOST=1`: after its result it sends
+ * {type:'ready'}) gets the next trial of this host as {type:'trial', payload: <file>}, up to
+ * `maxTrials` trials, instead of a new process: each later trial skips the process start
+ * (imports, TensorFlow's library) and the JIT's warm-up, ~1.9 s of an 8 s trial. Every trial
+ * still starts from nothing the earlier one left in the process's training state (a run drops
+ * its captured graphs; the model, data and optimizer are the run's own), and one whose
+ * process dies is a lost delivery as before. A trial command that exits after its result (no
+ * 'ready') simply gets a new process each time.
+ */
+export class TrialHost {
+  private child: ChildProcess | null = null;
+  private session: Session | null = null;
+  /** The child took its last trial's result and waits for another. */
+  private ready = false;
+  private trials = 0;
+  private key = '';
+
+  constructor(private readonly o: { reuse: boolean; maxTrials?: number }) {}
+
+  run(opts: RunTrialOptions): Promise<TrialOutcome> {
+    if (this.session !== null) throw new Error('TrialHost runs one trial at a time');
+    const dir = mkdtempSync(join(tmpdir(), 'egmf-trial-'));
+    const payloadPath = join(dir, 'payload.json');
+    writeFileSync(payloadPath, `${JSON.stringify(opts.payload)}\n`);
+    const key = JSON.stringify([opts.command, opts.env ?? {}]);
+    return new Promise<TrialOutcome>((resolveOutcome) => {
+      const session: Session = {
+        opts, stderr: '', chain: Promise.resolve(), done: false,
+        resolve: (o) => {
+          if (session.done) return;
+          session.done = true;
+          opts.signal?.removeEventListener('abort', onAbort);
+          this.session = null;
+          rmSync(dir, { recursive: true, force: true });
+          resolveOutcome(o);
+        },
       };
-      child.stdout!.on('data', lines('stdout'));
-      child.stderr!.on('data', lines('stderr'));
-      const kill = (): void => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), opts.killGraceMs ?? 3000).unref();
+      this.session = session;
+      const onAbort = (): void => this.kill(opts.killGraceMs);
+      const reusable = this.child !== null && this.ready && this.child.connected && key === this.key && this.trials < (this.o.maxTrials ?? 16);
+      if (reusable) {
+        this.ready = false;
+        this.trials++;
+        holdOpen(this.child!, true);
+        this.child!.send({ type: 'trial', payload: payloadPath });
+      } else {
+        this.retire();
+        this.spawn(opts, payloadPath, key);
+      }
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Stops the process (an idle one at once; a running trial's is killed, its delivery lost). */
+  close(): void {
+    if (this.session !== null) this.kill();
+    else this.retire();
+  }
+
+  private spawn(opts: RunTrialOptions, payloadPath: string, key: string): void {
+    const [exe, ...args] = opts.command;
+    const child = spawn(exe!, args, {
+      env: { ...process.env, ...opts.env, [PAYLOAD_ENV]: payloadPath, [TRIAL_PARENT_ENV]: String(process.pid), ...(this.o.reuse ? { [HOST_ENV]: '1' } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
+    this.child = child;
+    this.key = key;
+    this.trials = 1;
+    this.ready = false;
+    const lines = (stream: 'stdout' | 'stderr') => {
+      let buf = '';
+      return (chunk: Buffer) => {
+        const s = this.child === child ? this.session : null;
+        if (s === null) return; // an idle host's output belongs to no trial
+        const text = chunk.toString('utf8');
+        if (stream === 'stderr') s.stderr = (s.stderr + text).slice(-STDERR_TAIL);
+        if (!s.opts.onOutput) return;
+        buf += text;
+        const parts = buf.split('\n');
+        buf = parts.pop() ?? '';
+        for (const l of parts) s.opts.onOutput(l, stream);
       };
-      opts.signal?.addEventListener('abort', kill, { once: true });
-      // Messages are handled in order: a report's decision goes out before the next message is read.
-      child.on('message', (raw: unknown) => {
-        chain = chain.then(async () => {
-          const m = parseChildMessage(raw);
-          if (!m) {
-            protocolError = `trial sent a malformed message: ${JSON.stringify(raw).slice(0, 200)}`;
-            kill();
-            return;
-          }
-          if (m.type === 'started') {
-            runId = m.runId;
-            try {
-              await opts.onStarted?.(m.runId);
-            } catch (e) {
-              // The chain must go on (a rejected link would stall every later message).
-              protocolError = `the executor could not record the trial's run: ${(e as Error).message}`;
-              kill();
-            }
-          } else if (m.type === 'report') {
-            let prune: boolean;
-            try {
-              prune = await opts.onReport(m.step, m.value);
-            } catch (e) {
-              protocolError = `report at step ${m.step} was rejected: ${(e as Error).message}`;
-              prune = true;
-            }
-            const reply: ParentMessage = { type: 'decision', step: m.step, prune };
-            // An aborted delivery is being stopped, not pruned: a prune it records would stick.
-            if (child.connected && opts.signal?.aborted !== true) child.send(reply);
-          } else {
-            result ??= m;
-          }
-        });
-      });
-      child.on('error', (e) => {
-        protocolError = `cannot start trial command ${JSON.stringify(opts.command)}: ${e.message}`;
-      });
-      child.on('close', (code, sig) => {
-        opts.signal?.removeEventListener('abort', kill);
-        void chain.then(() => {
-          const rid = result?.runId ?? runId;
-          const withRun = rid !== undefined ? { runId: rid } : {};
-          if (result && !protocolError) {
-            const { type: _t, ...rest } = result;
-            resolveOutcome({ ...rest, ...withRun });
-            return;
-          }
-          const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
-          const tail = stderr.trim();
-          const why = protocolError ?? `trial process ${how} without a result`;
-          // A protocol breach (malformed message, a command that cannot start) is no lost delivery.
-          resolveOutcome({ state: 'failed', error: tail ? `${why}\n${tail}` : why, ...withRun, ...(protocolError === undefined ? { lost: true as const } : {}) });
-        });
+    };
+    child.stdout!.on('data', lines('stdout'));
+    child.stderr!.on('data', lines('stderr'));
+    child.on('message', (raw: unknown) => {
+      const s = this.child === child ? this.session : null;
+      if (s === null) return;
+      s.chain = s.chain.then(() => this.onMessage(child, s, raw));
+    });
+    child.on('error', (e) => {
+      const s = this.child === child ? this.session : null;
+      if (s !== null) s.protocolError = `cannot start trial command ${JSON.stringify(opts.command)}: ${e.message}`;
+    });
+    child.on('close', (code, sig) => {
+      const s = this.child === child ? this.session : null;
+      if (this.child === child) {
+        this.child = null;
+        this.ready = false;
+      }
+      if (s === null) return;
+      void s.chain.then(() => {
+        const rid = s.result?.runId ?? s.runId;
+        const withRun = rid !== undefined ? { runId: rid } : {};
+        if (s.result && !s.protocolError) {
+          const { type: _t, ...rest } = s.result;
+          s.resolve({ ...rest, ...withRun });
+          return;
+        }
+        const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
+        const tail = s.stderr.trim();
+        const why = s.protocolError ?? `trial process ${how} without a result`;
+        // A protocol breach (malformed message, a command that cannot start) is no lost delivery.
+        s.resolve({ state: 'failed', error: tail ? `${why}\n${tail}` : why, ...withRun, ...(s.protocolError === undefined ? { lost: true as const } : {}) });
       });
     });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  }
+
+  private async onMessage(child: ChildProcess, s: Session, raw: unknown): Promise<void> {
+    if (isObj(raw) && raw.type === 'ready' && this.o.reuse) {
+      // The trial's result came first; the process now waits for the next trial.
+      if (s.result === undefined || s.protocolError !== undefined) {
+        s.protocolError ??= 'trial process said it was ready before sending a result';
+        this.kill();
+        return;
+      }
+      this.ready = true;
+      holdOpen(child, false); // an idle host keeps no one waiting
+      const { type: _t, ...rest } = s.result;
+      const rid = s.result.runId ?? s.runId;
+      s.resolve({ ...rest, ...(rid !== undefined ? { runId: rid } : {}) });
+      return;
+    }
+    const m = parseChildMessage(raw);
+    if (!m) {
+      s.protocolError = `trial sent a malformed message: ${JSON.stringify(raw).slice(0, 200)}`;
+      this.kill();
+      return;
+    }
+    if (m.type === 'started') {
+      s.runId = m.runId;
+      try {
+        await s.opts.onStarted?.(m.runId);
+      } catch (e) {
+        // The chain must go on (a rejected link would stall every later message).
+        s.protocolError = `the executor could not record the trial's run: ${(e as Error).message}`;
+        this.kill();
+      }
+    } else if (m.type === 'report') {
+      let prune: boolean;
+      try {
+        prune = await s.opts.onReport(m.step, m.value);
+      } catch (e) {
+        s.protocolError = `report at step ${m.step} was rejected: ${(e as Error).message}`;
+        prune = true;
+      }
+      const reply: ParentMessage = { type: 'decision', step: m.step, prune };
+      // An aborted delivery is being stopped, not pruned: a prune it records would stick.
+      if (child.connected && s.opts.signal?.aborted !== true) child.send(reply);
+    } else {
+      s.result ??= m;
+    }
+  }
+
+  /** Kills the process: SIGTERM, then SIGKILL after the grace time. */
+  private kill(graceMs?: number): void {
+    const child = this.child;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), graceMs ?? this.session?.opts.killGraceMs ?? 3000).unref();
+  }
+
+  /** Lets an idle process go: it exits when its channel closes. */
+  private retire(): void {
+    const child = this.child;
+    this.child = null;
+    this.ready = false;
+    if (child !== null && child.connected) child.disconnect();
   }
 }
 
@@ -294,36 +412,76 @@ export interface TrialConnection {
   finish(result: TrialFinish): Promise<void>;
 }
 
-/** Child side: reads the payload and opens the channel to the executor. */
+/** Child side: reads the payload and opens the channel to the executor (one trial; `finish` closes the channel). */
 export function connectTrial(env: NodeJS.ProcessEnv = process.env): TrialConnection {
-  const path = env[PAYLOAD_ENV];
-  if (!path) throw new EgmfError(`not started by a sweep executor: ${PAYLOAD_ENV} is not set`, { key: PAYLOAD_ENV });
+  const channel = openChannel(env);
+  return channel.trial(readTrialPayload(channel.firstPath), true);
+}
+
+/**
+ * Child side of a trial process: runs the trial its executor started it for, then, when the
+ * executor lets it host more (`EGMF_TRIAL_HOST=1`), says {type:'ready'} and runs each trial
+ * the executor sends next ({type:'trial', payload: <file>}) until the executor closes the
+ * channel. `run` reports and finishes each trial through its connection.
+ */
+export async function serveTrials(run: (conn: TrialConnection) => Promise<void>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const channel = openChannel(env);
+  let path = channel.firstPath;
+  for (;;) {
+    process.exitCode = undefined;
+    await run(channel.trial(readTrialPayload(path), false));
+    if (env[HOST_ENV] !== '1') break;
+    path = await channel.next();
+  }
+  process.disconnect?.();
+}
+
+function openChannel(env: NodeJS.ProcessEnv): { firstPath: string; trial(payload: TrialPayload, closeAfter: boolean): TrialConnection; next(): Promise<string> } {
+  const firstPath = env[PAYLOAD_ENV];
+  if (!firstPath) throw new EgmfError(`not started by a sweep executor: ${PAYLOAD_ENV} is not set`, { key: PAYLOAD_ENV });
   const send = process.send?.bind(process);
   if (!send) throw new EgmfError('a trial needs the IPC channel its executor opens (spawned with stdio "ipc")', { key: PAYLOAD_ENV });
-  const payload = readTrialPayload(path);
-  const waiting = new Map<number, (prune: boolean) => void>();
+  let waiting = new Map<number, (prune: boolean) => void>();
+  let nextTrial: ((path: string) => void) | null = null;
   process.on('message', (m: unknown) => {
+    if (isObj(m) && m.type === 'trial' && typeof m.payload === 'string' && nextTrial !== null) {
+      const go = nextTrial;
+      nextTrial = null;
+      go(m.payload);
+      return;
+    }
     if (!isObj(m) || m.type !== 'decision' || typeof m.step !== 'number') return;
     const done = waiting.get(m.step);
     waiting.delete(m.step);
     done?.(m.prune === true);
   });
-  // The executor is gone (a killed worker or controller): stop, another delivery will redo it.
+  // The executor is gone (a killed worker or controller) or lets this host go: stop; another
+  // delivery redoes an unfinished trial.
   process.on('disconnect', () => process.exit(70));
-  const post = (m: ChildMessage): Promise<void> => new Promise((res, rej) => send(m, undefined, {}, (e: Error | null) => (e ? rej(e) : res())));
+  const post = (m: ChildMessage | { type: 'ready' }): Promise<void> => new Promise((res, rej) => send(m, undefined, {}, (e: Error | null) => (e ? rej(e) : res())));
   return {
-    payload,
-    started: (runId) => void post({ type: 'started', runId }),
-    report: (step, value) => {
-      if (!Number.isInteger(step) || step < 0) throw new EgmfError(`step must be an integer >= 0, got ${step}`, { key: payload.trialId });
-      const decision = new Promise<boolean>((res) => waiting.set(step, res));
-      void post({ type: 'report', step, value });
-      return decision;
+    firstPath,
+    trial: (payload, closeAfter) => {
+      waiting = new Map();
+      return {
+        payload,
+        started: (runId) => void post({ type: 'started', runId }),
+        report: (step, value) => {
+          if (!Number.isInteger(step) || step < 0) throw new EgmfError(`step must be an integer >= 0, got ${step}`, { key: payload.trialId });
+          const decision = new Promise<boolean>((res) => waiting.set(step, res));
+          void post({ type: 'report', step, value });
+          return decision;
+        },
+        finish: async (result) => {
+          await post({ type: 'result', ...result });
+          if (closeAfter) process.disconnect?.();
+        },
+      };
     },
-    finish: async (result) => {
-      await post({ type: 'result', ...result });
-      process.disconnect?.();
-    },
+    next: () => new Promise<string>((res, rej) => {
+      nextTrial = res;
+      post({ type: 'ready' }).catch(rej);
+    }),
   };
 }
 

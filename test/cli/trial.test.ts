@@ -5,9 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runTrialProcess, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
+import { runTrialProcess, TrialHost, trialCommand, type TrialPayload } from '../../src/sweep/trial-protocol.ts';
 import { executorPid } from '../../src/sweep/watchdog.ts';
 import { REPO, pidAlive as alive, tempDir } from '../helpers.ts';
 
@@ -50,6 +50,48 @@ describe('egmf trial', () => {
     const pruned = await runTrialProcess({ command: trialCommand(), payload: q, env, onReport: () => true });
     expect(pruned.state).toBe('pruned');
     expect(await runTrialProcess({ command: trialCommand(), payload: q, env, onReport: () => true })).toEqual(pruned);
+  }, 300_000);
+
+  it('a reusing host runs the next trial in the same process, with the result a new process gives; a dead idle process is replaced', async () => {
+    // The trial command, through a wrapper that notes each process it starts as.
+    const pids = join(tmp.path, 'host-pids.txt');
+    const wrapper = join(tmp.path, 'trial-wrapper.mjs');
+    writeFileSync(wrapper, `import { appendFileSync } from 'node:fs';
+appendFileSync(${JSON.stringify(pids)}, process.pid + '\\n');
+await import(${JSON.stringify(join(REPO, 'bin', 'egmf.mjs'))});
+`);
+    const command = [process.execPath, '--max-semi-space-size=64', wrapper, 'trial'];
+    const started = () => (existsSync(pids) ? readFileSync(pids, 'utf8').trim().split('\n').map(Number) : []);
+    const host = new TrialHost({ reuse: true });
+    try {
+      const a = await host.run({ command, payload: payload('sw-h0-s0', 1), env, onReport: () => false });
+      expect(a.state).toBe('complete');
+      const b = await host.run({ command, payload: payload('sw-h1-s0', 2, ['data.limit_train=48', 'train.batch_size=16', 'data.dataset=cherma']), env, onReport: () => false });
+      expect(b.state).toBe('complete');
+      expect(started()).toHaveLength(1); // both in one process
+      // The same trial in a process of its own gives the same value.
+      const fresh = await runTrialProcess({ command, payload: payload('sw-h2-s0', 2, ['data.limit_train=48', 'train.batch_size=16', 'data.dataset=cherma']), env, onReport: () => false });
+      expect(fresh.value).toBe(b.value);
+      // To the last bit of the weights: the test split's gate weights and every epoch's metrics.
+      const summary = (id: string) => JSON.parse(readFileSync(join(tmp.path, 'sweeps', 'sw', 'trials', id, 'summary.json'), 'utf8'));
+      expect(Object.keys(summary('sw-h1-s0').gates_test).length).toBeGreaterThan(0);
+      expect(summary('sw-h1-s0').gates_test).toEqual(summary('sw-h2-s0').gates_test);
+      expect(summary('sw-h1-s0').history).toEqual(summary('sw-h2-s0').history);
+      // The idle host process dies: the next trial gets a new one.
+      process.kill(started()[0]!, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 500));
+      const c = await host.run({ command, payload: payload('sw-h3-s0', 1), env, onReport: () => false });
+      expect(c.state).toBe('complete');
+      expect(c.value).toBe(a.value);
+      expect(started()).toHaveLength(3); // the first host, the fresh trial, the new host
+    } finally {
+      host.close();
+    }
+    // Closed, the idle process exits.
+    const last = started()[2]!;
+    const t0 = Date.now();
+    while (alive(last) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(last)).toBe(false);
   }, 300_000);
 
   it('stops within seconds when its executor is SIGKILLed, instead of training on as an orphan', async () => {

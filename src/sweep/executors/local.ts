@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { defaultThreads } from '../../models/backend/threads.ts';
-import { runTrialProcess, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
+import { TrialHost, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
 import type { Executor, TrialHandlers } from './types.ts';
 
 /** GPU indices `nvidia-smi -L` lists (empty without a driver or without the tool). */
@@ -42,6 +42,12 @@ export interface LocalExecutorOptions {
   backoffMs?: number;
   /** One line per re-delivery (for the sweep's progress log). */
   log?: (line: string) => void;
+  /**
+   * Run a slot's next trial in the process its last trial ran in, when that process offers
+   * (see TrialHost): default true, unless `EGMF_TRIAL_REUSE=0`. false = a new process for
+   * every trial.
+   */
+  reuse?: boolean;
 }
 
 export class LocalExecutor implements Executor {
@@ -51,6 +57,8 @@ export class LocalExecutor implements Executor {
   private readonly free: number[];
   private readonly waiters: ((slot: number) => void)[] = [];
   private readonly abort = new AbortController();
+  /** One trial process (host) per slot. */
+  private readonly hosts: TrialHost[];
 
   constructor(private readonly opts: LocalExecutorOptions) {
     if (!Number.isInteger(opts.parallel) || opts.parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${opts.parallel}`);
@@ -58,6 +66,7 @@ export class LocalExecutor implements Executor {
     this.command = trialCommand(opts.command);
     this.gpus = opts.gpus ?? detectGpus();
     this.free = Array.from({ length: opts.parallel }, (_, i) => i);
+    this.hosts = Array.from({ length: opts.parallel }, () => new TrialHost({ reuse: opts.reuse ?? process.env['EGMF_TRIAL_REUSE'] !== '0' }));
     const where = this.gpus.length > 0 ? `, GPUs ${this.gpus.join(',')}` : '';
     this.description = `local pool of ${opts.parallel} process${opts.parallel === 1 ? '' : 'es'}${where}`;
   }
@@ -91,7 +100,7 @@ export class LocalExecutor implements Executor {
     else if (process.env['TF_NUM_INTRAOP_THREADS'] === undefined && this.opts.env?.['TF_NUM_INTRAOP_THREADS'] === undefined) {
       env['TF_NUM_INTRAOP_THREADS'] = String(Math.max(1, Math.min(defaultThreads(), Math.floor(availableParallelism() / this.opts.parallel))));
     }
-    return runTrialProcess({
+    return this.hosts[slot]!.run({
       command: this.command,
       payload,
       env,
@@ -104,6 +113,7 @@ export class LocalExecutor implements Executor {
 
   async close(): Promise<void> {
     this.abort.abort();
+    for (const h of this.hosts) h.close();
   }
 
   private acquire(): Promise<number> {
