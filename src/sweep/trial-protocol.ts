@@ -1,6 +1,8 @@
 /**
- * The trial protocol: how a sweep runs one trial in its own process (one trial per process,
- * so a busy training loop can never starve the executor's event loop or lose a queue lock).
+ * The trial protocol: how a sweep runs a trial in a process of its own (never in the
+ * executor's, so a busy training loop can never starve the executor's event loop or lose a
+ * queue lock). A process runs one trial at a time; a local slot's process may run its next
+ * trials too (see {@link TrialHost}).
  *
  * Parent side (an executor): writes the {@link TrialPayload} to a JSON file, spawns the trial
  * command with an IPC channel (Node's `child_process` 'ipc' stdio, as `fork` does) and the
@@ -12,8 +14,10 @@
  *                                                      step = epochs completed (1, 2, …), so ASHA's
  *                                                      resources and median's warmup count epochs
  *   parent → child  {type:'decision', step, prune}     the study's pruner answer; the child waits for it
- *   child → parent  {type:'result', state, value?, runId?, error?, storage?}   last message; then it exits
- *                                                      (storage: the path of a write the disk refused)
+ *   child → parent  {type:'result', state, value?, runId?, error?, storage?}   the trial's last message;
+ *                                                      then it exits (storage: the path of a write the disk refused)
+ *   child → parent  {type:'ready'}                     instead of exiting, when EGMF_TRIAL_HOST=1: it takes another
+ *   parent → child  {type:'trial', payload}            the next trial's payload file (the channel closing ends it)
  * A child that exits without a result (crash, kill, OOM) is a failed *delivery* (`lost`) whose
  * error is the tail of its stderr; executors re-deliver it a bounded number of times. A child whose parent disappears (channel closed) exits at once, so an
  * orphan never keeps training a trial that another worker will re-run.
