@@ -34,7 +34,6 @@ import type { Setup } from '../train/setup.ts';
 import { trainStep } from '../train/trainer.ts';
 import { AdamW } from '../train/optimizer.ts';
 import type { Batch } from '../data/loader.ts';
-import { padLength } from '../data/pad.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const CONFIG = join(REPO, 'experiments', 'synthetic', 'meld.yaml');
@@ -140,7 +139,7 @@ function batchTensors(s: Setup, batch: Batch): Record<string, TensorToWrite> {
   const g = s.grammar;
   const b = batch.size;
   const text = batch.ids.map((id, i) => model.textIds(id, batch.texts[i]!));
-  const tt = padLength(Math.max(1, ...text.map((t) => t.length)), model.opts.padToMultipleOf ?? 1, model.opts.maxTextTokens);
+  const tt = model.textLength(Math.max(1, ...text.map((t) => t.length)));
   const textIds = new Int32Array(b * tt);
   const textMask = new Float32Array(b * tt);
   text.forEach((t, i) => {

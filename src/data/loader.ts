@@ -166,7 +166,6 @@ export function checkLoaderOptions(opts: LoaderOptions): Required<Omit<LoaderOpt
   };
 }
 
-
 /** Metadata with the per-split fields (`cleaned`) removed, for comparing files of one dataset. */
 export function datasetIdentity(meta: DatasetMeta): string {
   const { cleaned: _cleaned, ...rest } = meta;

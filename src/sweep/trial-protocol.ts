@@ -208,6 +208,13 @@ function holdOpen(child: ChildProcess, on: boolean): void {
   for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
 }
 
+/** The outcome a trial's own result gives, with its run (from the result, else from 'started'). */
+function resultOutcome(s: Session, result: TrialResult): TrialOutcome {
+  const { type: _t, ...rest } = result;
+  const rid = result.runId ?? s.runId;
+  return { ...rest, ...(rid !== undefined ? { runId: rid } : {}) };
+}
+
 /** One trial's delivery to a process: what the process said about it so far. */
 interface Session {
   opts: RunTrialOptions;
@@ -330,8 +337,7 @@ export class TrialHost {
         const rid = s.result?.runId ?? s.runId;
         const withRun = rid !== undefined ? { runId: rid } : {};
         if (s.result && !s.protocolError) {
-          const { type: _t, ...rest } = s.result;
-          s.resolve({ ...rest, ...withRun });
+          s.resolve(resultOutcome(s, s.result));
           return;
         }
         const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
@@ -353,9 +359,7 @@ export class TrialHost {
       }
       this.ready = true;
       holdOpen(child, false); // an idle host keeps no one waiting
-      const { type: _t, ...rest } = s.result;
-      const rid = s.result.runId ?? s.runId;
-      s.resolve({ ...rest, ...(rid !== undefined ? { runId: rid } : {}) });
+      s.resolve(resultOutcome(s, s.result));
       return;
     }
     const m = parseChildMessage(raw);

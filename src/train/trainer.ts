@@ -303,7 +303,7 @@ export function trainStep(s: Setup, opt: AdamW, batch: Batch, lr: number, step: 
 const TRAIN_REGION = 'train-step';
 
 /**
- * The captured-region counts of this process so far (tensorflow on a CPU with `graph: true`;
+ * The captured-region counts of this run so far (tensorflow on a CPU with `graph: true`;
  * empty otherwise). Training steps (`graph/…`, logged each epoch): how many were traced,
  * replayed as one graph run (and of those, how many ran only the forward pass in
  * JavaScript), fell back, or ran eagerly. Evaluation batches (`graph/eval_…`, logged once at

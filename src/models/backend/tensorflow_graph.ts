@@ -203,13 +203,10 @@ type HostValues = Int32Array | Float32Array | Uint8Array;
 interface KeyState {
   traces: Trace[];
   failures: number;
-  /** Fallbacks and replays so far. */
-  misses: number;
-  replays: number;
   eager: boolean;
   /** External slots (float scalars) seen to change between runs: fed, not baked. */
   feed: Set<number>;
-  /** This key's share of `GraphCapture.stats`. */
+  /** This key's share of `GraphCapture.stats` (its replays and fallbacks decide when it goes eager). */
   stats: GraphStats;
 }
 
@@ -360,7 +357,7 @@ export class GraphCapture {
   private region<T>(key: string, fn: () => T, gradToken: object | null, gradVars: tf.Variable[] = []): T {
     if (this.mode !== 'idle') return fn();
     let st = this.keys.get(key);
-    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, misses: 0, replays: 0, eager: false, feed: new Set(), stats: noStats() }));
+    if (st === undefined) this.keys.set(key, (st = { traces: [], failures: 0, eager: false, feed: new Set(), stats: noStats() }));
     if (st.eager) {
       this.stats.eager++;
       st.stats.eager++;
@@ -681,7 +678,6 @@ export class GraphCapture {
     st.traces.splice(st.traces.indexOf(t), 1);
     st.traces.unshift(t);
     this.count('replays');
-    st.replays++;
     this.mode = 'idle';
   }
 
@@ -806,12 +802,12 @@ export class GraphCapture {
         return !stale;
       });
     }
-    st.misses++;
     if (counts) st.failures++;
     if (st.failures >= MAX_FAILURES) st.eager = true;
-    if (st.misses >= MIN_MISSES && st.misses * REPLAYS_PER_MISS > st.replays) {
+    const { fallbacks, replays } = st.stats;
+    if (fallbacks >= MIN_MISSES && fallbacks * REPLAYS_PER_MISS > replays) {
       st.eager = true;
-      this.noteFallback(`its shapes keep changing: ${st.misses} fallbacks against ${st.replays} replays (last: ${why})`);
+      this.noteFallback(`its shapes keep changing: ${fallbacks} fallbacks against ${replays} replays (last: ${why})`);
     }
     this.startTrace();
     for (let k = 0; k < this.at; k++) {

@@ -448,11 +448,16 @@ export class EgmfModel {
     });
   }
 
+  /** The text encoder's padded length for a batch whose longest token sequence is `longest`. */
+  textLength(longest: number): number {
+    return padLength(longest, this.opts.padToMultipleOf ?? 1, this.opts.maxTextTokens + (this.opts.maxContextTokens ?? 0));
+  }
+
   private textInput(batch: EgmfBatch): ModalitySeq {
     const utterances = batch.ids.map((id, i) => this.textIds(id, batch.texts[i]!));
     const context = this.contextIds(batch);
     const ids = context === null ? utterances : utterances.map((u, i) => [...context[i]!, ...u]);
-    const len = padLength(Math.max(1, ...ids.map((t) => t.length)), this.opts.padToMultipleOf ?? 1, this.opts.maxTextTokens + (this.opts.maxContextTokens ?? 0));
+    const len = this.textLength(Math.max(1, ...ids.map((t) => t.length)));
     const padded = ids.map((t) => [...t, ...new Array<number>(len - t.length).fill(0)]);
     const mask = new Float32Array(batch.size * len);
     ids.forEach((t, i) => mask.fill(1, i * len, i * len + t.length));
