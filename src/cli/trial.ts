@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { loadExperiment } from '../config/experiment.ts';
-import { sweepRoot } from '../sweep/controller.ts';
+import { recordOwner, sweepRoot, trialFolder } from '../sweep/trial-folder.ts';
 import { serveTrials, sweepMetricKey, TAG_SWEEP_ID, TAG_TRIAL_ID, type TrialConnection } from '../sweep/trial-protocol.ts';
 import { createStore } from '../tracking/index.ts';
 import { fileStoreRoot } from '../tracking/file-layout.ts';
@@ -41,7 +41,9 @@ async function runTrial(conn: TrialConnection): Promise<void> {
     const key = sweepMetricKey(p.metric.name);
     const better = (a: number, b: number) => (p.metric.goal === 'maximize' ? a > b : a < b);
     let best: number | null = null;
-    const outDir = join(sweepRoot(), p.sweepId, 'trials', p.trialId);
+    const outDir = trialFolder(p.sweepId, p.trialId);
+    // This process trains the trial now (its executor recorded it already unless a wrapper started it).
+    recordOwner(outDir, process.pid);
     const resume = existsSync(join(outDir, 'checkpoints', 'latest', 'state.json'));
     const r = await trainExperiment(cfg, {
       outDir, seed, resume,
@@ -76,7 +78,7 @@ async function runTrial(conn: TrialConnection): Promise<void> {
   } catch (e) {
     // A disk that refuses the trial's writes (full, read-only) is no fault of the trial: it
     // says which file, and its sweep stops rather than failing it (src/sweep/storage.ts).
-    const storage = storageFault(e, [sweepRoot(), ...fileStoreRoots(p.trackingUri)], join(sweepRoot(), p.sweepId, 'trials', p.trialId));
+    const storage = storageFault(e, [sweepRoot(), ...fileStoreRoots(p.trackingUri)], trialFolder(p.sweepId, p.trialId));
     await conn.finish({ state: 'failed', error: (e as Error).message, ...(storage !== undefined ? { storage } : {}), ...(runId ? { runId } : {}) });
     process.exitCode = 1;
   }

@@ -27,6 +27,7 @@ import { buildSummary } from './summary.ts';
 import { SweepTracker } from './tracking.ts';
 import { sweepMetricKey } from './trial-protocol.ts';
 import type { TrialOutcome, TrialPayload } from './trial-protocol.ts';
+import { sweepRoot } from './trial-folder.ts';
 import { StorageError, appendLine, cutTornTail, ensureDir, isStorageError, writeFileAtomic } from './storage.ts';
 
 export interface SweepMeta {
@@ -56,10 +57,7 @@ export interface SweepResult {
   finished: boolean;
 }
 
-/** Where sweeps are persisted: `EGMF_SWEEP_DIR`, else `.egmf/sweeps` under the working directory. */
-export function sweepRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.EGMF_SWEEP_DIR || join('.egmf', 'sweeps'));
-}
+export { sweepRoot } from './trial-folder.ts';
 
 export function sweepDir(root: string, sweepId: string): string {
   if (!/^[A-Za-z0-9._-]+$/.test(sweepId)) throw new EgmfError('not a sweep id', { key: sweepId });

@@ -34,6 +34,7 @@ import { EgmfError } from '../errors.ts';
 import { createStore, startRun, type RunHandle, type TrackingStore } from '../tracking/index.ts';
 import type { Goal, Params } from './space.ts';
 import { TRIAL_PARENT_ENV } from './watchdog.ts';
+import { evictOwner, recordOwner } from './trial-folder.ts';
 import { TRAINING_NODE_FLAGS } from '../train/process.ts';
 
 export const PAYLOAD_ENV = 'EGMF_TRIAL_PAYLOAD';
@@ -188,6 +189,14 @@ export interface RunTrialOptions {
   killGraceMs?: number;
   /** Child output lines, for logs (stderr is also kept for the error of a crash). */
   onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * The trial's folder: an earlier delivery's process still training it on this host is
+   * stopped before this one starts, and this delivery's process is recorded as its owner
+   * (see trial-folder.ts). Absent: neither.
+   */
+  folder?: string;
+  /** Told when an earlier delivery's process had to be stopped. */
+  onEvicted?: (what: string) => void;
 }
 
 const STDERR_TAIL = 4000;
@@ -242,6 +251,8 @@ interface Session {
 export class TrialHost {
   private child: ChildProcess | null = null;
   private session: Session | null = null;
+  /** A trial was given and has no outcome yet (its session starts once an earlier owner is gone). */
+  private busy = false;
   /** The child took its last trial's result and waits for another. */
   private ready = false;
   private trials = 0;
@@ -249,8 +260,21 @@ export class TrialHost {
 
   constructor(private readonly o: { reuse: boolean; maxTrials?: number }) {}
 
-  run(opts: RunTrialOptions): Promise<TrialOutcome> {
-    if (this.session !== null) throw new Error('TrialHost runs one trial at a time');
+  async run(opts: RunTrialOptions): Promise<TrialOutcome> {
+    if (this.busy) throw new Error('TrialHost runs one trial at a time');
+    this.busy = true;
+    try {
+      if (opts.folder !== undefined) {
+        const evicted = await evictOwner(opts.folder, this.child?.pid !== undefined ? { except: this.child.pid } : {});
+        if (evicted !== null) opts.onEvicted?.(evicted);
+      }
+      return await this.start(opts);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private start(opts: RunTrialOptions): Promise<TrialOutcome> {
     const dir = mkdtempSync(join(tmpdir(), 'egmf-trial-'));
     const payloadPath = join(dir, 'payload.json');
     writeFileSync(payloadPath, `${JSON.stringify(opts.payload)}\n`);
@@ -278,6 +302,13 @@ export class TrialHost {
       } else {
         this.retire();
         this.spawn(opts, payloadPath, key);
+      }
+      if (opts.folder !== undefined && this.child?.pid !== undefined) {
+        try {
+          recordOwner(opts.folder, this.child.pid);
+        } catch {
+          // The trial records itself too once it runs; a folder it cannot write fails it there, with the path.
+        }
       }
       if (opts.signal?.aborted) onAbort();
       else opts.signal?.addEventListener('abort', onAbort, { once: true });

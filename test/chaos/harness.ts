@@ -207,16 +207,17 @@ export const zeros = <T extends Record<string, number>>(table: T): T => Object.f
 
 /**
  * Samples the sweep's trial processes twice a second until stopped; `stop()` returns how many
- * trials were ever seen with two live processes at once (two deliveries training one trial).
+ * trials were ever seen with two live processes at once (two deliveries training one trial);
+ * `seen()` gives each such trial's processes when first seen together, with the time.
  */
-export function watchDoubleDeliveries(needle: string): { stop: () => number } {
-  const doubled = new Set<string>();
+export function watchDoubleDeliveries(needle: string): { stop: () => number; seen: () => Record<string, { at: string; procs: TrialProc[] }> } {
+  const doubled = new Map<string, { at: string; procs: TrialProc[] }>();
   const timer = setInterval(() => {
-    const seen = new Map<string, number>();
-    for (const p of trialProcesses(needle)) if (p.trialId) seen.set(p.trialId, (seen.get(p.trialId) ?? 0) + 1);
-    for (const [t, n] of seen) if (n > 1) doubled.add(t);
+    const seen = new Map<string, TrialProc[]>();
+    for (const p of trialProcesses(needle)) if (p.trialId) seen.set(p.trialId, [...(seen.get(p.trialId) ?? []), p]);
+    for (const [t, ps] of seen) if (ps.length > 1 && !doubled.has(t)) doubled.set(t, { at: new Date().toISOString(), procs: ps });
   }, 500);
-  return { stop: () => { clearInterval(timer); return doubled.size; } };
+  return { stop: () => { clearInterval(timer); return doubled.size; }, seen: () => Object.fromEntries(doubled) };
 }
 
 /** Where each scenario's table is kept (`test-artifacts/chaos/<scenario>.md`), beside the Chromium screenshots. */

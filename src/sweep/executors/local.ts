@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { defaultThreads } from '../../models/backend/threads.ts';
 import { TrialHost, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
+import { trialFolder } from '../trial-folder.ts';
 import type { Executor, TrialHandlers } from './types.ts';
 
 /** GPU indices `nvidia-smi -L` lists (empty without a driver or without the tool). */
@@ -105,6 +106,8 @@ export class LocalExecutor implements Executor {
       payload,
       env,
       signal: this.abort.signal,
+      folder: trialFolder(payload.sweepId, payload.trialId),
+      onEvicted: (what) => this.opts.log?.(`${payload.trialId}: ${what}`),
       onStarted: (runId) => handlers.onStarted(runId),
       onReport: (step, value) => handlers.onReport(step, value),
       ...(this.opts.onOutput ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => this.opts.onOutput!(payload.trialId, line, stream) } : {}),

@@ -9,6 +9,7 @@ import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parseTrialPayload, runTrialProcess, trialCommand, type TrialOutcome } from '../trial-protocol.ts';
 import { detectGpus } from './local.ts';
+import { trialFolder } from '../trial-folder.ts';
 import { DEFAULT_QUEUE_NAME, decisionKey, redactRedisUrl, redisOptions, type QueueProgress } from './queue-common.ts';
 
 export interface TrialWorkerOptions {
@@ -156,6 +157,8 @@ export class TrialWorker {
         payload,
         env,
         signal: a.abort.signal,
+        folder: trialFolder(payload.sweepId, payload.trialId),
+        onEvicted: (what) => this.log(`trial ${payload.trialId}: ${what}`),
         onStarted: async (runId) => void (await progress({ kind: 'started', token: delivery, runId })),
         onReport: async (step, value) => {
           const key = decisionKey(queueName, payload.trialId, delivery, step);
