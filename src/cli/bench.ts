@@ -1,3 +1,4 @@
+import { relative } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { EgmfError } from '../errors.ts';
 import { runDataBench } from '../bench/data.ts';
@@ -7,6 +8,8 @@ import type { TrainBenchResult } from '../bench/train.ts';
 import { formatLearning, LEARNING_SEEDS, parseVariants, runLearningBench } from '../bench/learning.ts';
 import type { LearningResult } from '../bench/learning.ts';
 import { parseSeedList } from '../train/seeds.ts';
+import { formatWorkers, runWorkersBench, WORKERS_SPEC } from '../bench/workers.ts';
+import type { WorkersResult } from '../bench/workers.ts';
 
 /** Options every bench target receives; a target ignores what it has no use for. */
 export interface BenchRunOptions {
@@ -17,8 +20,10 @@ export interface BenchRunOptions {
   seeds?: number[];
   /** Variants of the learning target (names, or `all`); default full and linear. */
   variants?: string;
-  /** learning: training processes at a time (default 2). */
+  /** learning: training processes at a time (default 2); workers: the pool size compared with one process (default 2). */
   parallel?: number;
+  /** workers: the sweep spec (default sweeps/speedup.yaml). */
+  spec?: string;
   /** train: backends and thread counts to measure, and whether to time PyTorch beside them. */
   backends?: string[];
   threads?: number[];
@@ -88,8 +93,19 @@ const learningTarget: BenchTarget = {
   format: (raw) => formatLearning(raw as LearningResult),
 };
 
+const workersTarget: BenchTarget = {
+  name: 'workers',
+  describe: 'A local sweep (sweeps/speedup.yaml: 8 equal trials) with one trial process, then with --parallel (default 2): wall time and trials per hour, side by side; ~1.5 min with the tensorflow backend on 2 cores',
+  optIn: true,
+  run: async (opts) => {
+    const p = opts.parallel ?? 2;
+    return { ...(await runWorkersBench({ spec: opts.spec ?? WORKERS_SPEC, parallel: p === 1 ? [1] : [1, p], sets: opts.overrides ?? [], say: (m) => process.stderr.write(`${m}\n`) })) };
+  },
+  format: (raw) => formatWorkers(raw as unknown as WorkersResult),
+};
+
 /** Registered targets; `egmf bench` with no --target runs all that are not opt-in, in this order. */
-export const benchTargets: BenchTarget[] = [dataTarget, trainTarget, learningTarget];
+export const benchTargets: BenchTarget[] = [dataTarget, trainTarget, learningTarget, workersTarget];
 
 /** Adds a target (e.g. `train`); names must be unique. */
 export function registerBenchTarget(t: BenchTarget): void {
@@ -119,11 +135,12 @@ export const benchCommand: CommandModule = {
       .option('seed', { type: 'number', default: 0, describe: 'Seed of generated data and shuffles' })
       .option('seeds', { type: 'string', describe: `Comma-separated seeds of the learning target (default ${LEARNING_SEEDS.join(',')})` })
       .option('variants', { type: 'string', describe: 'Variants of the learning target: comma-separated names, or all (default full,linear)' })
-      .option('parallel', { type: 'number', describe: 'learning: training processes at a time (default 2)' })
+      .option('parallel', { type: 'number', describe: 'learning: training processes at a time (default 2); workers: the trial processes compared with one (default 2)' })
+      .option('spec', { type: 'string', describe: `workers: the sweep spec to time (default ${relative(process.cwd(), WORKERS_SPEC) || WORKERS_SPEC})` })
       .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
       .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
       .option('pytorch', { type: 'boolean', default: true, describe: 'train: time the same step in PyTorch (--no-pytorch to skip)' })
-      .option('set', { type: 'string', array: true, default: [] as string[], describe: 'train: override a key of the benchmarked experiment, for ours and PyTorch alike (repeatable), e.g. model.width=256' })
+      .option('set', { type: 'string', array: true, default: [] as string[], describe: "train: override a key of the benchmarked experiment, for ours and PyTorch alike (repeatable), e.g. model.width=256; workers: of the sweep's trials" })
       .option('one', { type: 'string', hidden: true, describe: 'train: measure BACKEND:THREADS in this process (what the bench runs per child)' })
       .option('llm-dir', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object keyed by target' }),
@@ -152,6 +169,7 @@ export const benchCommand: CommandModule = {
     });
     const results = await runBench(argv.target as string[], {
       samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined, ...(parallel !== undefined ? { parallel } : {}),
+      ...(argv.spec !== undefined ? { spec: String(argv.spec) } : {}),
       backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean, overrides: argv.set as string[],
     });
     if (argv.json) {

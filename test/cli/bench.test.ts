@@ -37,9 +37,10 @@ describe('egmf bench', () => {
     expect(parallel.stderr).toMatch(/key 'parallel': must be a positive integer, got 0/);
   });
 
-  it('the learning target is opt-in: `egmf bench` alone does not run it', () => {
+  it('the learning and workers targets are opt-in: `egmf bench` alone does not run them', () => {
     expect(benchTargets.find((t) => t.name === 'learning')?.optIn).toBe(true);
-    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants[\s\S]*--parallel/);
+    expect(benchTargets.find((t) => t.name === 'workers')?.optIn).toBe(true);
+    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants[\s\S]*--parallel[\s\S]*--spec[\s\S]*sweeps\/speedup\.yaml/);
   });
 
   it('runs registered targets keyed by name, and refuses a duplicate name', async () => {

@@ -1,0 +1,165 @@
+/**
+ * Workers benchmark: how much faster a local sweep runs with more trial processes at once.
+ *
+ * Protocol: one fixed sweep (`sweeps/speedup.yaml` by default: a grid of 8 equal trials, no
+ * early stopping, so every run trains exactly the same trials) is run to the end once per
+ * `--parallel` value, each as a real `egmf sweep run` process with a store and sweep folder of
+ * its own, one after the other; the data and the built-in LLM are made first, so no run pays
+ * for them. Two figures per run:
+ *   - the whole sweep's wall time (the controller's start and end included), and
+ *   - trials per hour while trials run: trials ÷ (the last trial run's end − the first one's
+ *     start, from the trial runs' MLflow times). A sweep's start and end happen once per sweep,
+ *     not per trial, so this is what a longer sweep's trials per hour tends to.
+ * `ratio` = the first run's time ÷ each run's (trials per hour relative to the first). Each
+ * trial's value must be the same in every run (`same_results`): the pool changes when trials
+ * run, never what they compute.
+ *
+ *     npm run bench -- --target workers                 # parallel 1 and 2
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EgmfError } from '../errors.ts';
+import { loadSweepSpec } from '../sweep/spec.ts';
+import { checkExperimentPath } from '../config/experiment.ts';
+import { prepareSweep } from '../sweep/prepare.ts';
+import { createStore } from '../tracking/index.ts';
+import { REPO_ROOT } from '../train/process.ts';
+
+export const WORKERS_SPEC = join(REPO_ROOT, 'sweeps', 'speedup.yaml');
+
+export interface WorkersOptions {
+  /** The sweep spec (default sweeps/speedup.yaml). */
+  spec?: string;
+  /** `--parallel` values, in the order run; the first is the reference (default 1, 2). */
+  parallel?: readonly number[];
+  /** Extra `--set` overrides of every run's trials. */
+  sets?: readonly string[];
+  /** Environment of the sweep processes (default this process's). */
+  env?: NodeJS.ProcessEnv;
+  say?: (m: string) => void;
+}
+
+export interface SweepTiming {
+  parallel: number;
+  wall_s: number;
+  trials: number;
+  trials_per_hour: number;
+  /** Seconds from the first trial run's start to the last one's end. */
+  trials_span_s: number;
+  trials_per_hour_running: number;
+  best: { trial: number; metric: number } | null;
+}
+
+export interface WorkersResult {
+  spec: string;
+  runs: SweepTiming[];
+  /** Per run after the first: its speed relative to the first's (whole sweep, and while trials run). */
+  ratio_wall: Record<string, number>;
+  ratio_running: Record<string, number>;
+  /** Every trial's value is the same in every run. */
+  same_results: boolean;
+}
+
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+interface SweepOut { sweep_id: string; parent_run_id: string; trials: { completed: number; pruned: number; failed: number }; best: { trial_id: string; metric: number } | null }
+
+/** Runs `egmf sweep run` to its end; resolves with its JSON result and wall seconds. */
+function runSweep(spec: string, parallel: number, dir: string, o: WorkersOptions): Promise<{ out: SweepOut; wall: number }> {
+  const args = [join(REPO_ROOT, 'bin', 'egmf.mjs'), 'sweep', 'run', spec, '--parallel', String(parallel), '--tracking-uri', join(dir, 'mlruns'),
+    '--sweep-dir', join(dir, 'sweeps'), '--json', ...(o.sets ?? []).flatMap((s) => ['--set', s])];
+  const t0 = performance.now();
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...(o.env ?? process.env), MLFLOW_EXPERIMENT_NAME: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.on('error', fail);
+    child.on('close', (code) => {
+      const wall = (performance.now() - t0) / 1000;
+      const last = stdout.trim().split('\n').pop() ?? '';
+      if (code !== 0) return fail(new EgmfError(`egmf sweep run --parallel ${parallel} exited with code ${code}: ${stderr.trim().split('\n').slice(-5).join(' | ')}`, { file: spec }));
+      try {
+        ok({ out: JSON.parse(last) as SweepOut, wall });
+      } catch {
+        fail(new EgmfError(`egmf sweep run --parallel ${parallel} printed no JSON result (last line: ${last.slice(0, 200)})`, { file: spec }));
+      }
+    });
+  });
+}
+
+/** Each finished trial's value by trial number, and the first failed trial's error, from the sweep's journal. */
+function trialValues(journal: string): { values: Map<number, number | null>; failure?: string } {
+  const values = new Map<number, number | null>();
+  let failure: string | undefined;
+  for (const line of readFileSync(journal, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line) as { type: string; id?: string; value?: number; state?: string; error?: string };
+    const n = e.type === 'tell' ? /-t(\d+)-s\d+$/.exec(e.id ?? '')?.[1] : undefined;
+    if (n !== undefined) values.set(Number(n), e.value ?? null);
+    if (e.type === 'tell' && e.state === 'failed') failure ??= `trial ${e.id}: ${(e.error ?? 'failed').split('\n')[0]}`;
+  }
+  return failure !== undefined ? { values, failure } : { values };
+}
+
+export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersResult> {
+  const spec = o.spec ?? WORKERS_SPEC;
+  if (!existsSync(spec)) throw new EgmfError('sweep spec not found', { file: spec });
+  const parallel = o.parallel ?? [1, 2];
+  if (parallel.length === 0 || parallel.some((p) => !Number.isInteger(p) || p < 1)) throw new EgmfError(`--parallel values must be integers >= 1, got ${parallel.join(',')}`, { key: 'parallel' });
+  const say = o.say ?? (() => undefined);
+  // The data and the LLM first, as the controller would make them: no timed run pays for them.
+  const sets = Object.fromEntries((o.sets ?? []).map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+  const parsed = loadSweepSpec(spec, { validateParamPath: checkExperimentPath });
+  await prepareSweep({ ...parsed, set: { ...parsed.set, ...sets } }, say);
+  const tmp = mkdtempSync(join(tmpdir(), 'egmf-bench-workers-'));
+  try {
+    const runs: SweepTiming[] = [];
+    const values: Map<number, number | null>[] = [];
+    for (const p of parallel) {
+      const dir = join(tmp, `p${p}`);
+      say(`sweep ${spec} --parallel ${p} ...`);
+      const { out, wall } = await runSweep(spec, p, dir, o);
+      const store = createStore(join(dir, 'mlruns'));
+      const parent = await store.getRun(out.parent_run_id);
+      const children = await store.searchRuns({ experimentIds: [parent.info.experimentId], filter: `tags.mlflow.parentRunId = '${out.parent_run_id}'` });
+      const ends = children.map((r) => r.info.endTime).filter((t): t is number => t !== null);
+      const span = ends.length > 0 ? (Math.max(...ends) - Math.min(...children.map((r) => r.info.startTime))) / 1000 : NaN;
+      const trials = out.trials.completed + out.trials.pruned + out.trials.failed;
+      const told = trialValues(join(dir, 'sweeps', out.sweep_id, 'journal.jsonl'));
+      // A failed trial takes less time than one that trains: the timing would mean nothing.
+      if (out.trials.failed > 0) throw new EgmfError(`${out.trials.failed} of ${trials} trials failed with --parallel ${p}, so its time measures nothing (${told.failure ?? 'no cause recorded'})`, { file: spec });
+      values.push(told.values);
+      const best = out.best ? { trial: Number(/-t(\d+)-s\d+$/.exec(out.best.trial_id)?.[1] ?? NaN), metric: out.best.metric } : null;
+      runs.push({ parallel: p, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), best });
+      say(`  ${round(wall)} s, ${trials} trials (${round(span)} s from the first trial's start to the last one's end)`);
+    }
+    const ref = runs[0]!;
+    const ratio = (f: (r: SweepTiming) => number) => Object.fromEntries(runs.slice(1).map((r) => [String(r.parallel), round(f(ref) / f(r))]));
+    const key = (m: Map<number, number | null>) => JSON.stringify([...m].sort((a, b) => a[0] - b[0]));
+    return {
+      spec, runs,
+      ratio_wall: ratio((r) => r.wall_s),
+      ratio_running: ratio((r) => r.trials_span_s),
+      same_results: values.every((v) => key(v) === key(values[0]!)),
+    };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export function formatWorkers(r: WorkersResult): string {
+  const lines = [`${r.spec}: the same sweep once per --parallel value (data and LLM made first)`];
+  for (const x of r.runs) {
+    const rw = r.ratio_wall[String(x.parallel)];
+    const rr = r.ratio_running[String(x.parallel)];
+    lines.push(`  --parallel ${x.parallel}: ${x.wall_s} s for ${x.trials} trials (${x.trials_per_hour} trials/h${rw !== undefined ? `, ${rw}×` : ''}); ` +
+      `while trials ran ${x.trials_span_s} s (${x.trials_per_hour_running} trials/h${rr !== undefined ? `, ${rr}×` : ''})` +
+      (x.best ? `; best trial ${x.best.trial} at ${x.best.metric}` : ''));
+  }
+  lines.push(r.same_results ? '  every trial gave the same value in every run' : '  TRIAL VALUES DIFFER between runs');
+  return lines.join('\n');
+}
