@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTokenizer } from '../../../src/models/llm/index.ts';
 import { REPO, tempDir } from '../../helpers.ts';
@@ -20,6 +20,22 @@ describe('tokenizer', () => {
     expect(tok.eosTokenId).toBe(151645);
     expect(tok.tokenToId('<|im_end|>')).toBe(151645);
     expect(tok.idToToken(785)).toBe('The');
+  });
+
+  it('is built once per process while its files are unchanged, and again once one is rewritten', () => {
+    const dir = join(tmp.path, 'copy');
+    mkdirSync(dir);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(QWEN3, f), join(dir, f));
+    const a = loadTokenizer(dir);
+    expect(loadTokenizer(dir)).toBe(a);
+    expect(loadTokenizer(QWEN3)).not.toBe(a); // another folder, another tokenizer
+    const cfg = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...cfg, eos_token: '<|endoftext|>' }));
+    const b = loadTokenizer(dir);
+    expect(b).not.toBe(a);
+    expect(b.eosTokenId).toBe(b.tokenToId('<|endoftext|>'));
+    expect(b.eosTokenId).not.toBe(a.eosTokenId);
+    expect(b.encode('情感为')).toEqual(a.encode('情感为'));
   });
 
   it('missing or broken tokenizer files give clear errors naming the file', () => {
