@@ -157,6 +157,7 @@ export const EXPERIMENT_SPEC: ObjectSpec = {
       fields: {
         epochs: int(10, 1, 'Maximum epochs'),
         batch_size: int(16, 1, 'Samples per batch', 4096),
+        eval_batch_size: { kind: 'number', int: true, min: 1, max: 4096, nullable: true, doc: 'Samples per batch when evaluating (validation, test, egmf eval; default train.batch_size): no gradients, so a larger batch costs little memory and saves per-batch work, with the same predictions as any other size' },
         lr: { kind: 'number', default: 1e-3, min: 0, exclusiveMin: true, doc: 'Peak learning rate (AdamW)' },
         weight_decay: num(0.01, 0, 'AdamW decoupled weight decay'),
         adam_eps: { kind: 'number', default: 1e-4, min: 0, exclusiveMin: true, doc: 'AdamW epsilon (MSE-Adapter protocol: 1e-4)' },
@@ -245,6 +246,7 @@ export interface ExperimentConfig {
   train: {
     epochs: number;
     batch_size: number;
+    eval_batch_size: number | null;
     lr: number;
     weight_decay: number;
     adam_eps: number;

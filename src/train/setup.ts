@@ -61,7 +61,7 @@ export async function buildSetup(cfg: ExperimentConfig, o: SetupOptions = {}): P
       if (role === 'test' && file === 'test') continue;
       throw new EgmfError(`missing ${file}.arrow (the ${role} split)`, { file: data.dir, key: `data.${role}_split` });
     }
-    loaders[role] = openLoader(path, { ...common, shuffle: role === 'train', bucket: role === 'train' && cfg.data.bucket ? 4 : 0 });
+    loaders[role] = openLoader(path, { ...common, ...(role === 'train' ? { batchSize: cfg.train.batch_size } : {}), shuffle: role === 'train', bucket: role === 'train' && cfg.data.bucket ? 4 : 0 });
   }
   const meta = (loaders.valid ?? loaders.train)!.meta;
   checkModalities(cfg, meta);
@@ -126,7 +126,7 @@ export function llmTextFiles(cfg: ExperimentConfig, dataDir: string): string[] {
 
 export function evalLoaderOptions(cfg: ExperimentConfig, seed: number = cfg.seed): LoaderOptions {
   return {
-    batchSize: cfg.train.batch_size,
+    batchSize: cfg.train.eval_batch_size ?? cfg.train.batch_size,
     seed,
     maxLen: { audio: cfg.data.max_audio_len, vision: cfg.data.max_vision_len },
     shorten: cfg.data.shorten,

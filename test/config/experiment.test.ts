@@ -37,6 +37,8 @@ describe('experiment config', () => {
     expect(() => loadExperiment(q)).toThrow(/key 'train\.lr': must be > 0, got -1/);
     expect(() => loadExperiment(file('d.yaml', 'x'), [])).toThrow(/must be a mapping/);
     expect(() => loadExperiment(file('e.yaml', ''), ['model.gating.depth=7'])).toThrow(/key 'model\.gating\.depth': must be <= 3, got 7/);
+    expect(() => loadExperiment(file('e2.yaml', ''), ['train.eval_batch_size=0'])).toThrow(/key 'train\.eval_batch_size': must be >= 1, got 0/);
+    expect(loadExperiment(file('e3.yaml', '')).train.eval_batch_size).toBeNull(); // train.batch_size's
     expect(() => loadExperiment(file('f.yaml', ''), ['model.gatting.depth=1'])).toThrow(/key 'model\.gatting\.depth': unknown config key/);
     expect(() => loadExperiment(file('g.yaml', ''), ['llm.lora.targets=[q_proj,qq]'])).toThrow(/key 'llm\.lora\.targets\[1\]': must be one of/);
     expect(() => loadExperiment(join(tmp.path, 'missing.yaml'))).toThrow(/missing\.yaml: experiment file not found/);

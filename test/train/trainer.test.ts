@@ -48,6 +48,10 @@ function expectEvalScoresAsRun(trainStdout: string, out: string): void {
   const got = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> };
   expect(got.metrics.weighted_f1).toBeCloseTo(line.test.weighted_f1!, 10);
   expect(got.metrics.acc).toBeCloseTo(line.test.acc!, 10);
+  // Evaluation's batch size (train.eval_batch_size, train.batch_size's by default) changes no prediction.
+  const small = runCli(['eval', '--checkpoint', out, '--split', 'test', '--json', '--set', 'train.eval_batch_size=5'], { env });
+  expect(small.status, small.stderr).toBe(0);
+  expect((JSON.parse(small.stdout.trim().split('\n').pop()!) as { metrics: Record<string, number> }).metrics).toEqual(got.metrics);
   // The run's valid scores (its best epoch's validation, reused) are what the saved best weights give.
   const valid = runCli(['eval', '--checkpoint', out, '--split', 'valid', '--json'], { env });
   expect(valid.status, valid.stderr).toBe(0);
@@ -73,7 +77,7 @@ describe('egmf train', () => {
 
   it.skipIf(!existsSync(tfNodeAddon(REPO)) && !process.env['CI'])('on tensorflow, logs and prints how its steps ran: traced, replayed as one graph (mostly the forward pass alone), fell back', async () => {
     const store = join(tmp.path, 'mlruns-graph');
-    const sets = SETS.map((x) => (x === 'backend=wasm' ? 'backend=tensorflow' : x === 'data.limit_train=48' ? 'data.limit_train=96' : x)).concat('train.epochs=3');
+    const sets = SETS.map((x) => (x === 'backend=wasm' ? 'backend=tensorflow' : x === 'data.limit_train=48' ? 'data.limit_train=96' : x)).concat('train.epochs=3', 'train.eval_batch_size=8'); // several evaluation batches of one shape
     const r = runCli(['train', '--config', CONFIG, ...sets.flatMap((x) => ['--set', x]), '--tracking-uri', store, '--experiment', 'egmf-graph', '--out', join(tmp.path, 'graph-run')], { env });
     expect(r.stderr).not.toMatch(/^error:/m);
     expect(r.status).toBe(0);
