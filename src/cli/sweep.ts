@@ -9,7 +9,7 @@ import { LocalExecutor, defaultParallelism } from '../sweep/executors/local.ts';
 import { QueueExecutor } from '../sweep/executors/queue.ts';
 import { DEFAULT_QUEUE_NAME, redactRedisUrl, redisOptions } from '../sweep/executors/queue-common.ts';
 import type { Executor } from '../sweep/executors/types.ts';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { parseScalar } from '../config/spec.ts';
 import { prepareSweep } from '../sweep/prepare.ts';
@@ -50,7 +50,9 @@ function executorFor(queue: string | null | undefined, args: CommonArgs, progres
     };
   }
   const verbose = process.env.EGMF_SWEEP_VERBOSE === '1';
-  return async (parallel) => new LocalExecutor({ parallel, attempts: args.attempts, log: progress, ...(verbose ? { onOutput: (id: string, line: string) => progress(`[${id}] ${line}`) } : {}) });
+  // Local trials keep their folders (checkpoints, summaries) under the sweep's own root.
+  const env = args['sweep-dir'] ? { env: { EGMF_SWEEP_DIR: resolve(args['sweep-dir']) } } : {};
+  return async (parallel) => new LocalExecutor({ parallel, attempts: args.attempts, log: progress, ...env, ...(verbose ? { onOutput: (id: string, line: string) => progress(`[${id}] ${line}`) } : {}) });
 }
 
 /** Ctrl-C stops asking and leaves in-flight trials for `sweep resume`; a second one exits at once. */

@@ -51,6 +51,19 @@ describe('egmf sweep (local processes)', () => {
     expect(tail[5]).toMatch(new RegExp(`^summary: ${join(dir, '.egmf', 'sweeps')}/human-\\S+/summary `));
   });
 
+  it('--sweep-dir holds the trials\' folders too, not only the sweep\'s journal', () => {
+    const dir = join(tmp.path, 'sweepdir');
+    mkdirSync(dir);
+    const root = join(tmp.path, 'elsewhere');
+    const spec = gridSpec(dir, { name: 'where', lrs: [0.2, 0.4], epochs: 1 });
+    const r = runCli(['sweep', 'run', spec, '--tracking-uri', join(dir, 'mlruns'), '--sweep-dir', root, '--json'], { env: fakeEnv(join(dir, 'log.jsonl')), cwd: dir });
+    expect(r.status, r.stderr).toBe(0);
+    const id = lastJson(r.stdout).sweep_id as string;
+    // Each delivery records its trial process in the trial's folder (owner.json).
+    for (const t of ['t0', 't1']) expect(existsSync(join(root, id, 'trials', `${id}-${t}-s0`, 'owner.json'))).toBe(true);
+    expect(existsSync(join(dir, '.egmf'))).toBe(false);
+  });
+
   it('rejects bad invocations with errors naming the file or option', async () => {
     const dir = join(tmp.path, 'badargs');
     mkdirSync(dir);

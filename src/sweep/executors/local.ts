@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { defaultThreads } from '../../models/backend/threads.ts';
 import { TrialHost, trialCommand, type TrialOutcome, type TrialPayload } from '../trial-protocol.ts';
-import { trialFolder } from '../trial-folder.ts';
+import { sweepRoot, trialFolder } from '../trial-folder.ts';
 import type { Executor, TrialHandlers } from './types.ts';
 
 /** GPU indices `nvidia-smi -L` lists (empty without a driver or without the tool). */
@@ -106,7 +106,7 @@ export class LocalExecutor implements Executor {
       payload,
       env,
       signal: this.abort.signal,
-      folder: trialFolder(payload.sweepId, payload.trialId),
+      folder: trialFolder(payload.sweepId, payload.trialId, sweepRoot({ ...process.env, ...this.opts.env })),
       onEvicted: (what) => this.opts.log?.(`${payload.trialId}: ${what}`),
       onStarted: (runId) => handlers.onStarted(runId),
       onReport: (step, value) => handlers.onReport(step, value),
