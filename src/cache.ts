@@ -11,6 +11,16 @@ export function cacheDir(): string {
 const digests = new Map<string, string>();
 
 /**
+ * A file's identity and change stamps (its absolute path, device, inode, size, modification
+ * and change times in nanoseconds): equal stamps mean an unchanged file, as in git's index. A
+ * rewritten file gets a new change time. Throws the stat's error for a missing file.
+ */
+export function fileStamp(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${resolve(path)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/**
  * The first 16 hex digits of a file's SHA-256, remembered by the file's identity and
  * change stamps (device, inode, size, modification and change times in nanoseconds), in this
  * process and under `<cache>/digests/`, the way git's index and make skip unchanged files. A
@@ -19,13 +29,12 @@ const digests = new Map<string, string>();
  * change time, so it is hashed again. A cache that cannot be written is only a missed saving.
  */
 export function fileDigest(path: string): string {
-  let st;
+  let stamp: string;
   try {
-    st = statSync(path, { bigint: true });
+    stamp = fileStamp(path);
   } catch (e) {
     throw new EgmfError(`cannot read the file to digest it: ${(e as Error).message}`, { file: path }, { cause: e });
   }
-  const stamp = `${resolve(path)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
   const known = digests.get(stamp);
   if (known !== undefined) return known;
   const file = join(cacheDir(), 'digests', `${createHash('sha256').update(stamp).digest('hex').slice(0, 24)}.txt`);

@@ -21,7 +21,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EgmfError } from '../errors.ts';
-import { loadSweepSpec } from '../sweep/spec.ts';
+import { parseSweepSpec } from '../sweep/spec.ts';
+import { editSpecText } from '../cli/sweep.ts';
 import { checkExperimentPath } from '../config/experiment.ts';
 import { prepareSweep } from '../sweep/prepare.ts';
 import { createStore } from '../tracking/index.ts';
@@ -91,6 +92,9 @@ function runSweep(spec: string, parallel: number, dir: string, o: WorkersOptions
   });
 }
 
+/** A trial's number, from its id (`<sweep id>-t<number>-s<seed index>`). */
+const trialNumber = (id: string): number => Number(/-t(\d+)-s\d+$/.exec(id)?.[1] ?? NaN);
+
 /** Each finished trial's value by trial number, and the first failed trial's error, from the sweep's journal. */
 function trialValues(journal: string): { values: Map<number, number | null>; failure?: string } {
   const values = new Map<number, number | null>();
@@ -98,8 +102,7 @@ function trialValues(journal: string): { values: Map<number, number | null>; fai
   for (const line of readFileSync(journal, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
     const e = JSON.parse(line) as { type: string; id?: string; value?: number; state?: string; error?: string };
-    const n = e.type === 'tell' ? /-t(\d+)-s\d+$/.exec(e.id ?? '')?.[1] : undefined;
-    if (n !== undefined) values.set(Number(n), e.value ?? null);
+    if (e.type === 'tell' && e.id !== undefined) values.set(trialNumber(e.id), e.value ?? null);
     if (e.type === 'tell' && e.state === 'failed') failure ??= `trial ${e.id}: ${(e.error ?? 'failed').split('\n')[0]}`;
   }
   return failure !== undefined ? { values, failure } : { values };
@@ -111,10 +114,10 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
   const parallel = o.parallel ?? [1, 2];
   if (parallel.length === 0 || parallel.some((p) => !Number.isInteger(p) || p < 1)) throw new EgmfError(`--parallel values must be integers >= 1, got ${parallel.join(',')}`, { key: 'parallel' });
   const say = o.say ?? (() => undefined);
-  // The data and the LLM first, as the controller would make them: no timed run pays for them.
-  const sets = Object.fromEntries((o.sets ?? []).map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
-  const parsed = loadSweepSpec(spec, { validateParamPath: checkExperimentPath });
-  await prepareSweep({ ...parsed, set: { ...parsed.set, ...sets } }, say);
+  // The data and the LLM first, as the controller would make them (the spec with the same
+  // --set applied): no timed run pays for them.
+  const text = editSpecText(readFileSync(spec, 'utf8'), undefined, o.sets ?? []);
+  await prepareSweep(parseSweepSpec(text, { file: spec, validateParamPath: checkExperimentPath }), say);
   const tmp = mkdtempSync(join(tmpdir(), 'egmf-bench-workers-'));
   try {
     const runs: SweepTiming[] = [];
@@ -133,7 +136,7 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
       // A failed trial takes less time than one that trains: the timing would mean nothing.
       if (out.trials.failed > 0) throw new EgmfError(`${out.trials.failed} of ${trials} trials failed with --parallel ${p}, so its time measures nothing (${told.failure ?? 'no cause recorded'})`, { file: spec });
       values.push(told.values);
-      const best = out.best ? { trial: Number(/-t(\d+)-s\d+$/.exec(out.best.trial_id)?.[1] ?? NaN), metric: out.best.metric } : null;
+      const best = out.best ? { trial: trialNumber(out.best.trial_id), metric: out.best.metric } : null;
       runs.push({ parallel: p, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), best });
       say(`  ${round(wall)} s, ${trials} trials (${round(span)} s from the first trial's start to the last one's end)`);
     }

@@ -44,6 +44,7 @@ describe('workers bench', () => {
     await expect(runWorkersBench({ spec: join(tmp.path, 'nope.yaml') })).rejects.toThrow(/nope\.yaml.*sweep spec not found/);
     const spec = gridSpec(tmp.path, { name: 'ok', lrs: [0.1], epochs: 1 });
     await expect(runWorkersBench({ spec, parallel: [1, 0] })).rejects.toThrow(/key 'parallel'.*integers >= 1, got 1,0/);
+    await expect(runWorkersBench({ spec, sets: ['train.epochs'] })).rejects.toThrow(/key 'set': expects key=value, got 'train\.epochs'/);
     const bad = join(tmp.path, 'bad.yaml');
     writeFileSync(bad, 'name: bad\nmethod: grid\nmetric: {name: valid/score, goal: maximize}\nparameters:\n  train.lr: {values: [0.1]}\nset: {train.epochs: 1}\n');
     const env = { ...process.env, ...fakeEnv(join(tmp.path, 'bad.jsonl'), { EGMF_TRIAL_COMMAND: JSON.stringify(['/nonexistent/trial']) }) };

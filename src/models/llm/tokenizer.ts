@@ -3,8 +3,9 @@
  * @huggingface/tokenizers: offline, no network, the same ids as Python's tokenizers.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileStamp } from '../../cache.ts';
 import { EgmfError } from '../../errors.ts';
 import { readJsonFile } from './checkpoint.ts';
 
@@ -29,16 +30,6 @@ function specialToken(cfg: Record<string, unknown>, key: string): string | undef
   return undefined;
 }
 
-/** A file's identity for the cache below: its size and modification time, or that it is missing. */
-function fileStamp(file: string): string {
-  try {
-    const st = statSync(file, { bigint: true });
-    return `${st.ino}:${st.size}:${st.mtimeNs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
 /**
  * Tokenizers already built in this process, by folder and the stamps of its two files. A
  * process that runs several trials or seeds (a reused sweep trial process, `seeds:` in one
@@ -53,19 +44,19 @@ export function loadTokenizer(dir: string): TextTokenizer {
   const file = join(dir, 'tokenizer.json');
   if (!existsSync(dir)) throw new EgmfError('tokenizer folder not found', { file: dir });
   if (!existsSync(file)) throw new EgmfError('tokenizer.json not found (only fast-tokenizer JSON files are supported)', { file });
-  const key = `${resolve(dir)}\0${fileStamp(file)}\0${fileStamp(join(dir, 'tokenizer_config.json'))}`;
+  const cfgFile = join(dir, 'tokenizer_config.json');
+  const key = `${fileStamp(file)}\0${existsSync(cfgFile) ? fileStamp(cfgFile) : 'none'}`;
   const hit = built.get(key);
   if (hit !== undefined) return hit;
-  const tok = buildTokenizer(dir, file);
+  const tok = buildTokenizer(file, cfgFile);
   built.set(key, tok);
   if (built.size > KEEP) built.delete(built.keys().next().value!);
   return tok;
 }
 
-function buildTokenizer(dir: string, file: string): TextTokenizer {
+function buildTokenizer(file: string, cfgFile: string): TextTokenizer {
   const json = readJsonFile(file) as Record<string, unknown>;
   if (json === null || typeof json !== 'object' || typeof json['model'] !== 'object') throw new EgmfError('not a tokenizers JSON file (no "model" object)', { file, key: 'model' });
-  const cfgFile = join(dir, 'tokenizer_config.json');
   const cfg = (existsSync(cfgFile) ? readJsonFile(cfgFile) : {}) as Record<string, unknown>;
   let tok: Tokenizer;
   try {
