@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EgmfError } from '../errors.ts';
+import { loadExperiment } from '../config/experiment.ts';
 import { mapPool, REPO_ROOT, runTrainProcess, type TrainLine } from '../train/process.ts';
 import { formatMeanStd, meanStd, type MeanStd } from '../train/seeds.ts';
 export const LEARNING_SEEDS = [1111, 2222, 3333, 4444, 5555] as const;
@@ -91,6 +92,10 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
   const dataset = opts.dataset ?? 'meld';
   const parallel = Math.max(1, opts.parallel ?? 2);
   const say = opts.say ?? (() => undefined);
+  const config = join(REPO_ROOT, 'experiments', 'synthetic', `${dataset}.yaml`);
+  // A bad override (an unknown key, a value out of range) is refused before anything trains,
+  // naming the key, rather than failing every run alike.
+  for (const v of variants) loadExperiment(config, [...LEARNING_VARIANTS[v].sets, ...(opts.sets ?? [])]);
   const root = mkdtempSync(join(tmpdir(), 'egmf-learning-'));
   const t0 = Date.now();
   const jobs = seeds.flatMap((seed) => variants.map((variant) => ({ variant, seed })));
@@ -103,7 +108,7 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
       let r: TrainLine;
       try {
         r = (await runTrainProcess({
-          config: join(REPO_ROOT, 'experiments', 'synthetic', `${dataset}.yaml`), seed: job.seed,
+          config, seed: job.seed,
           sets: [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out: join(root, `${job.variant}-${job.seed}`),
           ...(opts.env ? { env: opts.env } : {}),
         })).line;

@@ -28,7 +28,7 @@ export interface BenchRunOptions {
   backends?: string[];
   threads?: number[];
   pytorch?: boolean;
-  /** train: experiment overrides (KEY=VALUE). */
+  /** train, learning, workers: experiment overrides (KEY=VALUE). */
   overrides?: string[];
 }
 
@@ -89,7 +89,7 @@ const learningTarget: BenchTarget = {
   name: 'learning',
   describe: `EGMF against the same fusion network with a linear head (and, with --variants, the ablation variants) on the default synthetic experiment, seeds ${LEARNING_SEEDS.join(', ')}; ~15 min on 2 cores for the default two variants`,
   optIn: true,
-  run: (opts) => runLearningBench({ variants: parseVariants(opts.variants), seeds: opts.seeds, ...(opts.parallel !== undefined ? { parallel: opts.parallel } : {}), say: (m) => process.stderr.write(`${m}\n`) }),
+  run: (opts) => runLearningBench({ variants: parseVariants(opts.variants), seeds: opts.seeds, sets: opts.overrides ?? [], ...(opts.parallel !== undefined ? { parallel: opts.parallel } : {}), say: (m) => process.stderr.write(`${m}\n`) }),
   format: (raw) => formatLearning(raw as LearningResult),
 };
 
@@ -140,7 +140,7 @@ export const benchCommand: CommandModule = {
       .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
       .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
       .option('pytorch', { type: 'boolean', default: true, describe: 'train: time the same step in PyTorch (--no-pytorch to skip)' })
-      .option('set', { type: 'string', array: true, default: [] as string[], describe: "train: override a key of the benchmarked experiment, for ours and PyTorch alike (repeatable), e.g. model.width=256; workers: of the sweep's trials" })
+      .option('set', { type: 'string', array: true, default: [] as string[], describe: "train: override a key of the benchmarked experiment, for ours and PyTorch alike (repeatable), e.g. model.width=256; learning: of every variant's runs, e.g. backend=wasm; workers: of the sweep's trials" })
       .option('one', { type: 'string', hidden: true, describe: 'train: measure BACKEND:THREADS in this process (what the bench runs per child)' })
       .option('llm-dir', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object keyed by target' }),

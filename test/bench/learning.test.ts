@@ -46,10 +46,16 @@ describe('learning bench', () => {
     expect(parseVariants('all')).toEqual(Object.keys(LEARNING_VARIANTS));
     expect(parseVariants('text, no-pseudo')).toEqual(['text', 'no-pseudo']);
     expect(() => parseVariants('full,nope')).toThrow(/key 'variants': unknown learning variant 'nope'/);
-    const bad = await runLearningBench({ variants: ['full'], seeds: [1], sets: [...TINY, 'model.width=-1'], env });
+    // An override the experiment refuses stops the bench before anything trains, naming the key.
+    const said: string[] = [];
+    await expect(runLearningBench({ variants: ['full', 'linear'], seeds: [1], sets: [...TINY, 'model.width=-1'], env, say: (m) => said.push(m) })).rejects.toThrow(/model\.width/);
+    await expect(runLearningBench({ variants: ['full'], seeds: [1], sets: ['model.nope=1'], env })).rejects.toThrow(/model\.nope/);
+    expect(said).toEqual([]);
+    // A run that fails only once it runs (here its LLM folder is missing) is reported with its cause; the others still count.
+    const bad = await runLearningBench({ variants: ['full'], seeds: [1], sets: [...TINY, 'llm.path=/nonexistent/llm'], env });
     expect(bad.runs).toEqual([]);
     expect(bad.failed).toHaveLength(1);
-    expect(bad.failed[0]!.error).toMatch(/egmf train .*\(.*seed 1\) exited 1: .*model\.width/);
-    expect(formatLearning(bad)).toMatch(/FAILED full seed 1: .*model\.width/);
+    expect(bad.failed[0]!.error).toMatch(/egmf train .*\(.*seed 1\) exited 1: .*\/nonexistent\/llm: LLM checkpoint folder not found/);
+    expect(formatLearning(bad)).toMatch(/FAILED full seed 1: .*\/nonexistent\/llm/);
   }, 120_000);
 });

@@ -32,6 +32,11 @@ describe('egmf bench', () => {
     const variants = runCli(['bench', '--target', 'learning', '--variants', 'full,nope']);
     expect(variants.status).toBe(1);
     expect(variants.stderr).toMatch(/key 'variants': unknown learning variant 'nope'/);
+    // The learning target takes --set too; a key its experiment refuses stops it before any run.
+    const set = runCli(['bench', '--target', 'learning', '--variants', 'full', '--seeds', '1', '--set', 'model.width=-1']);
+    expect(set.status).toBe(1);
+    expect(set.stderr).toMatch(/model\.width/);
+    expect(set.stderr).not.toMatch(/seed 1/);
     const parallel = runCli(['bench', '--target', 'learning', '--parallel', '0']);
     expect(parallel.status).toBe(1);
     expect(parallel.stderr).toMatch(/key 'parallel': must be a positive integer, got 0/);
