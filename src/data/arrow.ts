@@ -12,6 +12,7 @@ import {
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { EgmfError } from '../errors.ts';
+import { fileStamp } from '../cache.ts';
 import {
   COLUMN_NAMES, frameType, makeSchema, META_KEY, sequenceType, validateMeta, validateSample,
 } from './schema.ts';
@@ -219,11 +220,66 @@ export interface SplitTable {
   table: Table;
 }
 
+/**
+ * Split files this process read, by file stamp (path, inode, size, modification and change
+ * times: see `fileStamp`), least recently used first, up to {@link splitCacheBudget} bytes in all.
+ * A sweep's trial process runs trial after trial on the same few splits, and each read of a
+ * 92-157 MB synthetic train split costs ~0.1 s and full collections that V8 starts for the new
+ * external memory (a run on an Arrow folder also read its first split twice, once for its
+ * metadata). Each full collection drops the optimised code of tfjs's per-op closures, which the
+ * trial then re-optimises (a collection forced between two epochs is followed by 50-70
+ * optimisations); with the cache, a reused trial process ran 1-2 full collections a trial
+ * instead of 2-3. A rewritten file gets a new stamp and is read again; the tables are
+ * read-only (Arrow's vectors over the file's bytes). `EGMF_SPLIT_CACHE_MB` sets the budget
+ * (0 = off).
+ */
+const splitCache = new Map<string, { split: SplitTable; bytes: number }>();
+let splitCacheBytes = 0;
+/** The split cache's default budget: synthetic MELD's and CHERMA's splits together are 322 MB. */
+export const SPLIT_CACHE_MB = 512;
+
+/** The split cache's budget in bytes: `EGMF_SPLIT_CACHE_MB`, else {@link SPLIT_CACHE_MB}. A larger file is never kept. */
+export function splitCacheBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.EGMF_SPLIT_CACHE_MB;
+  if (raw === undefined || raw.trim() === '') return SPLIT_CACHE_MB * 2 ** 20;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb < 0) throw new EgmfError(`must be a number of megabytes >= 0, got '${raw}'`, { key: 'EGMF_SPLIT_CACHE_MB' });
+  return mb * 2 ** 20;
+}
+
 /** Reads a split file; errors name the file (missing, truncated, not Arrow, wrong schema). */
 export function readSplitTable(path: string): SplitTable {
   if (!existsSync(path)) throw new EgmfError('file not found', { file: path });
   if (statSync(path).isDirectory()) throw new EgmfError('is a directory, expected an Arrow split file', { file: path });
-  const bytes = readFileSync(path);
+  const stamp = fileStamp(path);
+  const hit = splitCache.get(stamp);
+  if (hit !== undefined) {
+    splitCache.delete(stamp);
+    splitCache.set(stamp, hit);
+    return { ...hit.split, path };
+  }
+  const budget = splitCacheBudget();
+  const buf = readFileSync(path);
+  const split = parseSplitTable(path, buf);
+  const bytes = buf.length;
+  if (bytes <= budget) {
+    for (const [k, v] of splitCache) {
+      if (splitCacheBytes + bytes <= budget) break;
+      splitCache.delete(k);
+      splitCacheBytes -= v.bytes;
+    }
+    splitCache.set(stamp, { split, bytes });
+    splitCacheBytes += bytes;
+  }
+  return split;
+}
+
+/** How many split files, and bytes, this process keeps read (for tests and diagnostics). */
+export function splitCacheSize(): { files: number; bytes: number } {
+  return { files: splitCache.size, bytes: splitCacheBytes };
+}
+
+function parseSplitTable(path: string, bytes: Buffer): SplitTable {
   let table: Table;
   try {
     table = tableFromIPC(bytes);

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { iterateSamples, readSplitTable, writeSplit } from '../../src/data/arrow.ts';
+import { iterateSamples, readSplitTable, splitCacheBudget, splitCacheSize, writeSplit } from '../../src/data/arrow.ts';
 import type { AffectSample, DatasetMeta } from '../../src/data/schema.ts';
 import { runPython, tempDir } from '../helpers.ts';
 
@@ -108,6 +108,70 @@ with pa.ipc.new_file(sys.argv[1], t.schema) as w: w.write_table(t)
 `, [foreign]);
     expect(r.status).toBe(0);
     expect(() => readSplitTable(foreign)).toThrow(/foreign\.arrow, key 'egmf': no affect-schema metadata/);
+  });
+});
+
+describe('split files read once per process', () => {
+  const withBudget = <T>(mb: string | undefined, fn: () => T): T => {
+    const old = process.env.EGMF_SPLIT_CACHE_MB;
+    if (mb === undefined) delete process.env.EGMF_SPLIT_CACHE_MB;
+    else process.env.EGMF_SPLIT_CACHE_MB = mb;
+    try {
+      return fn();
+    } finally {
+      if (old === undefined) delete process.env.EGMF_SPLIT_CACHE_MB;
+      else process.env.EGMF_SPLIT_CACHE_MB = old;
+    }
+  };
+
+  it('gives an unchanged file its table again without reading it, and reads a rewritten one afresh', async () => {
+    const path = join(tmp.path, 'cache', 'train.arrow');
+    await writeSplit(path, meta, 'train', [sample(1), sample(2)]);
+    const a = withBudget(undefined, () => readSplitTable(path));
+    const b = withBudget(undefined, () => readSplitTable(join(tmp.path, 'cache', '..', 'cache', 'train.arrow')));
+    expect(b.table).toBe(a.table);
+    expect(b.path).toBe(join(tmp.path, 'cache', '..', 'cache', 'train.arrow')); // the caller's own path
+    await writeSplit(path, meta, 'train', [sample(3), sample(4), sample(5)]);
+    const c = withBudget(undefined, () => readSplitTable(path));
+    expect(c.table).not.toBe(a.table);
+    expect([...iterateSamples(c)].map((x) => x.id)).toEqual(['s3', 's4', 's5']);
+    expect([...iterateSamples(a)].map((x) => x.id)).toEqual(['s1', 's2']); // an earlier holder keeps its rows
+  });
+
+  it('keeps at most its budget, least recently used out first; 0 keeps nothing; a file that does not parse is never kept', async () => {
+    const paths = await Promise.all([0, 1, 2].map(async (i) => {
+      const p = join(tmp.path, 'budget', `s${i}.arrow`);
+      await writeSplit(p, meta, 'train', Array.from({ length: 40 }, (_, k) => sample(k + i)));
+      return p;
+    }));
+    const size = statSync(paths[0]!).size;
+    // Room for two of the three files.
+    const mb = String((2.5 * size) / 2 ** 20);
+    withBudget(mb, () => {
+      const t0 = readSplitTable(paths[0]!);
+      const t1 = readSplitTable(paths[1]!);
+      expect(readSplitTable(paths[0]!).table).toBe(t0.table); // 0 is now the most recently used
+      readSplitTable(paths[2]!); // evicts 1 (and anything older from other tests), keeps 0
+      expect(splitCacheSize().bytes).toBeLessThanOrEqual(2.5 * size);
+      expect(readSplitTable(paths[0]!).table).toBe(t0.table);
+      expect(readSplitTable(paths[1]!).table).not.toBe(t1.table);
+    });
+    withBudget('0', () => {
+      const t = readSplitTable(paths[2]!);
+      expect(readSplitTable(paths[2]!).table).not.toBe(t.table);
+    });
+    const bad = join(tmp.path, 'budget', 'bad.arrow');
+    writeFileSync(bad, readFileSync(paths[0]!).subarray(0, 100));
+    const n = splitCacheSize().files;
+    expect(() => withBudget(undefined, () => readSplitTable(bad))).toThrow(/bad\.arrow: .*(truncated|not)/);
+    expect(splitCacheSize().files).toBe(n);
+  });
+
+  it('refuses a budget that is not a number of megabytes, naming the variable', () => {
+    expect(splitCacheBudget({})).toBe(512 * 2 ** 20);
+    expect(splitCacheBudget({ EGMF_SPLIT_CACHE_MB: '1.5' })).toBe(1.5 * 2 ** 20);
+    expect(() => splitCacheBudget({ EGMF_SPLIT_CACHE_MB: 'lots' })).toThrow(/key 'EGMF_SPLIT_CACHE_MB': must be a number of megabytes >= 0, got 'lots'/);
+    expect(() => splitCacheBudget({ EGMF_SPLIT_CACHE_MB: '-1' })).toThrow(/EGMF_SPLIT_CACHE_MB/);
   });
 });
 
