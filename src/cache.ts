@@ -21,6 +21,51 @@ export function fileStamp(path: string): string {
 }
 
 /**
+ * What this process built from files, kept by the files' stamps (see {@link fileStamp}): a
+ * rewritten file is a new key, so nothing stale is ever returned. Entries have sizes (1 each
+ * by default, or bytes); once their total would pass `budget()` the least recently used go
+ * first, and a value larger than the whole budget is not kept.
+ */
+export class StampCache<T> {
+  private readonly entries = new Map<string, { value: T; size: number }>();
+  private total = 0;
+
+  constructor(private readonly budget: () => number) {}
+
+  get(key: string): T | undefined {
+    const e = this.entries.get(key);
+    if (e === undefined) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e.value;
+  }
+
+  set(key: string, value: T, size = 1): void {
+    const budget = this.budget();
+    this.drop(key);
+    if (size > budget) return;
+    for (const k of this.entries.keys()) {
+      if (this.total + size <= budget) break;
+      this.drop(k);
+    }
+    this.entries.set(key, { value, size });
+    this.total += size;
+  }
+
+  /** How many values are kept, and their total size. */
+  usage(): { entries: number; size: number } {
+    return { entries: this.entries.size, size: this.total };
+  }
+
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (e === undefined) return;
+    this.entries.delete(key);
+    this.total -= e.size;
+  }
+}
+
+/**
  * The first 16 hex digits of a file's SHA-256, remembered by the file's identity and
  * change stamps (device, inode, size, modification and change times in nanoseconds), in this
  * process and under `<cache>/digests/`, the way git's index and make skip unchanged files. A

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fileDigest } from '../src/cache.ts';
+import { fileDigest, StampCache } from '../src/cache.ts';
 import { REPO, setEnv } from './helpers.ts';
 
 const sha16 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex').slice(0, 16);
@@ -55,5 +55,31 @@ describe('fileDigest', () => {
     writeFileSync(data, 'abc');
     expect(fileDigest(data)).toBe(sha16('abc'));
     expect(() => fileDigest(join(dir, 'nope.arrow'))).toThrow(/cannot read the file to digest it.*nope\.arrow|nope\.arrow.*cannot read/s);
+  });
+});
+
+describe('StampCache', () => {
+  it('keeps values within its budget, least recently used out first; a value larger than the budget is not kept', () => {
+    let budget = 10;
+    const c = new StampCache<string>(() => budget);
+    c.set('a', 'A', 4);
+    c.set('b', 'B', 4);
+    expect(c.get('a')).toBe('A'); // a is now the most recently used
+    c.set('c', 'C', 4); // 12 > 10: b goes
+    expect(c.get('b')).toBeUndefined();
+    expect(c.get('a')).toBe('A');
+    expect(c.usage()).toEqual({ entries: 2, size: 8 });
+    c.set('a', 'A2', 2); // setting a key again replaces its size
+    expect(c.usage()).toEqual({ entries: 2, size: 6 });
+    c.set('huge', 'H', 11);
+    expect(c.get('huge')).toBeUndefined();
+    expect(c.usage()).toEqual({ entries: 2, size: 6 });
+    budget = 0;
+    c.set('d', 'D', 1);
+    expect(c.get('d')).toBeUndefined();
+    const n = new StampCache<number>(() => 2); // sizes default to 1: a count
+    for (const k of ['x', 'y', 'z']) n.set(k, k.length);
+    expect(n.usage()).toEqual({ entries: 2, size: 2 });
+    expect(n.get('x')).toBeUndefined();
   });
 });

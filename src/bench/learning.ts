@@ -95,7 +95,8 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
   const config = join(REPO_ROOT, 'experiments', 'synthetic', `${dataset}.yaml`);
   // A bad override (an unknown key, a value out of range) is refused before anything trains,
   // naming the key, rather than failing every run alike.
-  for (const v of variants) loadExperiment(config, [...LEARNING_VARIANTS[v].sets, ...(opts.sets ?? [])]);
+  const setsOf = (v: LearningVariant): string[] => [...LEARNING_VARIANTS[v].sets, ...(opts.sets ?? [])];
+  for (const v of variants) loadExperiment(config, setsOf(v));
   const root = mkdtempSync(join(tmpdir(), 'egmf-learning-'));
   const t0 = Date.now();
   const jobs = seeds.flatMap((seed) => variants.map((variant) => ({ variant, seed })));
@@ -109,7 +110,7 @@ export async function runLearningBench(opts: LearningOptions = {}): Promise<Lear
       try {
         r = (await runTrainProcess({
           config, seed: job.seed,
-          sets: [...LEARNING_VARIANTS[job.variant].sets, ...(opts.sets ?? [])], out: join(root, `${job.variant}-${job.seed}`),
+          sets: setsOf(job.variant), out: join(root, `${job.variant}-${job.seed}`),
           ...(opts.env ? { env: opts.env } : {}),
         })).line;
       } catch (e) {

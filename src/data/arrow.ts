@@ -12,7 +12,7 @@ import {
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { EgmfError } from '../errors.ts';
-import { fileStamp } from '../cache.ts';
+import { fileStamp, StampCache } from '../cache.ts';
 import {
   COLUMN_NAMES, frameType, makeSchema, META_KEY, sequenceType, validateMeta, validateSample,
 } from './schema.ts';
@@ -233,8 +233,7 @@ export interface SplitTable {
  * read-only (Arrow's vectors over the file's bytes). `EGMF_SPLIT_CACHE_MB` sets the budget
  * (0 = off).
  */
-const splitCache = new Map<string, { split: SplitTable; bytes: number }>();
-let splitCacheBytes = 0;
+const splitCache = new StampCache<SplitTable>(() => splitCacheBudget());
 /** The split cache's default budget: synthetic MELD's and CHERMA's splits together are 322 MB. */
 export const SPLIT_CACHE_MB = 512;
 
@@ -253,30 +252,17 @@ export function readSplitTable(path: string): SplitTable {
   if (statSync(path).isDirectory()) throw new EgmfError('is a directory, expected an Arrow split file', { file: path });
   const stamp = fileStamp(path);
   const hit = splitCache.get(stamp);
-  if (hit !== undefined) {
-    splitCache.delete(stamp);
-    splitCache.set(stamp, hit);
-    return { ...hit.split, path };
-  }
-  const budget = splitCacheBudget();
-  const buf = readFileSync(path);
-  const split = parseSplitTable(path, buf);
-  const bytes = buf.length;
-  if (bytes <= budget) {
-    for (const [k, v] of splitCache) {
-      if (splitCacheBytes + bytes <= budget) break;
-      splitCache.delete(k);
-      splitCacheBytes -= v.bytes;
-    }
-    splitCache.set(stamp, { split, bytes });
-    splitCacheBytes += bytes;
-  }
+  if (hit !== undefined) return { ...hit, path };
+  const bytes = readFileSync(path);
+  const split = parseSplitTable(path, bytes);
+  splitCache.set(stamp, split, bytes.length);
   return split;
 }
 
 /** How many split files, and bytes, this process keeps read (for tests and diagnostics). */
 export function splitCacheSize(): { files: number; bytes: number } {
-  return { files: splitCache.size, bytes: splitCacheBytes };
+  const u = splitCache.usage();
+  return { files: u.entries, bytes: u.size };
 }
 
 function parseSplitTable(path: string, bytes: Buffer): SplitTable {

@@ -5,7 +5,7 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileStamp } from '../../cache.ts';
+import { fileStamp, StampCache } from '../../cache.ts';
 import { EgmfError } from '../../errors.ts';
 import { readJsonFile } from './checkpoint.ts';
 
@@ -36,8 +36,7 @@ function specialToken(cfg: Record<string, unknown>, key: string): string | undef
  * `egmf train`) builds Qwen3's tokenizer (a 150k vocabulary and its merges, ~0.35 s) once. A
  * tokenizer is immutable, so every run can share it; a rewritten file is a new key.
  */
-const built = new Map<string, TextTokenizer>();
-const KEEP = 4;
+const built = new StampCache<TextTokenizer>(() => 4);
 
 /** Loads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json` (built once per process while the files are unchanged). */
 export function loadTokenizer(dir: string): TextTokenizer {
@@ -50,7 +49,6 @@ export function loadTokenizer(dir: string): TextTokenizer {
   if (hit !== undefined) return hit;
   const tok = buildTokenizer(file, cfgFile);
   built.set(key, tok);
-  if (built.size > KEEP) built.delete(built.keys().next().value!);
   return tok;
 }
 
