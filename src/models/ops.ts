@@ -14,6 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM } from './backend/tensorflow_fused.ts';
+import { SWIGLU, SWIGLU_GRAD, LORA, LORA_GRAD, UNFOLD, ATTENTION, ATTENTION_GRAD, GELU_GRAD, LAYER_NORM_GRAD, LINEAR_GRAD_B, LINEAR_GRAD_WB, LINEAR_GRAD_W, LINEAR_GRAD_X, RMS_NORM_GRAD, ROPE, ROPE_GRAD } from './backend/wasm_fused.ts';
+import { hasKernel } from './backend/composite.ts';
 
 /**
  * Dropout of x at `rate` with a mask drawn from `seed`: x · m, m = 1 / (1 − rate) where an
@@ -54,16 +56,17 @@ function fmix32(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** Large negative additive bias for masked attention logits (finite: avoids NaN rows). */
-export const MASK_NEG = -1e9;
+import { MASK_NEG } from './backend/mask.ts';
+
+export { MASK_NEG };
 
 function onWasm(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
-/** The backend has fused kernel `name` (tensorflow: `backend/tensorflow_fused.ts`). */
+/** The backend has fused kernel `name` (`backend/tensorflow_fused.ts`, `backend/wasm_fused.ts`). */
 function fused(name: string): boolean {
-  return tf.getBackend() === 'tensorflow' && tf.getKernel(name, 'tensorflow') !== undefined;
+  return hasKernel(name);
 }
 
 /** Runs a fused kernel with several outputs. */
@@ -71,13 +74,26 @@ function fusedParts(name: string, inputs: tf.NamedTensorMap, attrs: Record<strin
   return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
 }
 
-// The fused linear's gradient: the unfused block's (matMul's and add's gradients through the reshapes).
+// The fused linear's gradient: the unfused block's (matMul's and add's gradients through the
+// reshapes); on wasm one fused kernel for each input that needs a gradient (a frozen weight
+// or a data input is pruned from the tape and asks for none).
 tf.registerGradient({
   kernelName: FUSED_LINEAR,
   inputsToSave: ['x', 'w'],
-  gradFunc: (dy, saved) => {
+  gradFunc: (dy, saved, attrs) => {
     const [x, w] = saved as [tf.Tensor, tf.Tensor2D];
     const g = dy as tf.Tensor;
+    if (fused(LINEAR_GRAD_X)) {
+      const run = (name: string, inputs: tf.NamedTensorMap) => tf.engine().runKernel(name, inputs, {}) as tf.Tensor;
+      const dx = () => run(LINEAR_GRAD_X, { dy: g, w });
+      if ((attrs as { trainable?: boolean }).trainable) {
+        // A trainable weight and bias: both gradients in one kernel, made here (not in a
+        // thunk) so that the backward pass's scope frees them even if the tape pruned them.
+        const [dw, db] = tf.engine().runKernel(LINEAR_GRAD_WB, { dy: g, x }, {}) as [tf.Tensor, tf.Tensor];
+        return { x: dx, w: () => dw, b: () => db };
+      }
+      return { x: dx, w: () => run(LINEAR_GRAD_W, { dy: g, x }), b: () => run(LINEAR_GRAD_B, { dy: g }) };
+    }
     const dy2 = (g.rank === 2 ? g : tf.reshape(g, [-1, w.shape[1]])) as tf.Tensor2D;
     return {
       x: () => tf.reshape(tf.matMul(dy2, w, false, true), x.shape),
@@ -86,6 +102,38 @@ tf.registerGradient({
     };
   },
 });
+
+/**
+ * A LoRA adapter on a projection's output: y + scale · (dropout(x) · A · B), x [..., in],
+ * A [in, r], B [r, out]; `rate` 0 for no dropout (the mask drawn as `seededDropout`'s).
+ */
+export function loraAdd(y: tf.Tensor, x: tf.Tensor, a: tf.Tensor2D, b: tf.Tensor2D, scale: number, rate: number, seed: number): tf.Tensor {
+  if (!fused(LORA)) {
+    const xi = rate > 0 ? seededDropout(x, rate, seed) : x;
+    return tf.add(y, tf.mul(linear(linear(xi, a), b), scale));
+  }
+  const mask = rate > 0 ? tf.tensor(dropoutMask(x.size, rate, seed), x.shape, 'float32') : undefined;
+  const attrs = { scale } as unknown as tf.NamedAttrMap;
+  return tf.customGrad((yi, xi, ai, bi, save) => {
+    const inputs: tf.NamedTensorMap = { y: yi as tf.Tensor, x: xi as tf.Tensor, a: ai as tf.Tensor, b: bi as tf.Tensor };
+    if (mask !== undefined) inputs['mask'] = mask;
+    const [out, dropped, h] = tf.engine().runKernel(LORA, inputs, attrs) as tf.Tensor[];
+    (save as tf.GradSaveFunc)(mask === undefined ? [dropped!, h!, ai as tf.Tensor, bi as tf.Tensor] : [dropped!, h!, ai as tf.Tensor, bi as tf.Tensor, mask]);
+    return {
+      value: out!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const grads: tf.NamedTensorMap = { dy, xi: saved[0]!, h: saved[1]!, a: saved[2]!, b: saved[3]! };
+        if (saved[4] !== undefined) grads['mask'] = saved[4];
+        return tf.engine().runKernel(LORA_GRAD, grads, attrs) as tf.Tensor[];
+      },
+    };
+  })(y, x, a, b);
+}
+
+/** A trainable Variable. */
+function isTrainable(t: tf.Tensor): boolean {
+  return t instanceof tf.Variable && t.trainable;
+}
 
 /** A weight that takes no gradient: a Variable marked non-trainable (e.g. a LoRA base). */
 function isFrozen(t: tf.Tensor): boolean {
@@ -111,6 +159,7 @@ const plainMatMul = tf.customGrad((a, b, save) => {
  */
 export function matMul2d(a: tf.Tensor2D, w: tf.Tensor2D, frozen = isFrozen(w)): tf.Tensor2D {
   if (!onWasm()) return tf.matMul(a, w);
+  if (fused(FUSED_LINEAR)) return tf.engine().runKernel(FUSED_LINEAR, { x: a, w }, {}) as tf.Tensor2D;
   if (!frozen) return plainMatMul(a, w) as tf.Tensor2D;
   // A frozen weight is not an input of the custom op, so no gradient is computed for it;
   // it is saved because non-variable tensors of the forward scope are gone by backprop.
@@ -157,7 +206,10 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D, frozen?: b
   const inDim = x.shape[x.rank - 1]!;
   const outDim = w.shape[1];
   if (w.shape[0] !== inDim) throw new Error(`linear: input width ${inDim} does not match weight [${w.shape.join(', ')}]`);
-  if (fused(FUSED_LINEAR)) return tf.engine().runKernel(FUSED_LINEAR, b === undefined ? { x, w } : { x, w, b }, {}) as tf.Tensor;
+  if (fused(FUSED_LINEAR)) {
+    const trainable = b !== undefined && !(frozen ?? false) && isTrainable(w) && isTrainable(b);
+    return tf.engine().runKernel(FUSED_LINEAR, b === undefined ? { x, w } : { x, w, b }, { trainable } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  }
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [N, in]
   const fixed = frozen ?? isFrozen(w);
   let y: tf.Tensor;
@@ -196,6 +248,7 @@ export function gelu(x: tf.Tensor): tf.Tensor {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sx2, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        if (fused(GELU_GRAD)) return tf.engine().runKernel(GELU_GRAD, { dy, x: sx, x2: sx2, s: ss }, { a, c }) as tf.Tensor;
         // s + x·s·(1 − s)·c·(1 + 3a·x²) = s·(1 + (1 − s)·x·c·(1 + 3a·x²))
         const slope = tf.mul(tf.mul(sx, tf.add(tf.mul(sx2, 3 * a * c), c)), tf.sub(1, ss));
         return tf.mul(dy, tf.mul(ss, tf.add(slope, 1)));
@@ -206,6 +259,19 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/** SwiGLU's product silu(g) · u, as one custom op where the backend has it fused. */
+export function swiGlu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (!fused(SWIGLU)) return tf.mul(silu(g), u);
+  return tf.customGrad((gi, ui, save) => {
+    const [m, s, sg] = tf.engine().runKernel(SWIGLU, { g: gi as tf.Tensor, u: ui as tf.Tensor }, {}) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([gi as tf.Tensor, ui as tf.Tensor, s!, sg!]);
+    return {
+      value: m!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(SWIGLU_GRAD, { dy, g: saved[0]!, u: saved[1]!, s: saved[2]!, sg: saved[3]! }, {}) as tf.Tensor[],
+    };
+  })(g, u);
 }
 
 /**
@@ -227,6 +293,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tens
     return { r, u, y: wi === null ? u : tf.mul(u, wi) };
   };
   const dxOf = (dy: tf.Tensor, r: tf.Tensor, u: tf.Tensor, wi: tf.Tensor | null) => {
+    if (fused(RMS_NORM_GRAD)) return (tf.engine().runKernel(RMS_NORM_GRAD, wi === null ? { dy, r, u } : { dy, r, u, w: wi }, {}) as tf.Tensor[])[0]!;
     const g = wi === null ? dy : tf.mul(dy, wi);
     return tf.mul(r, tf.sub(g, tf.mul(u, tf.mean(tf.mul(g, u), -1, true))));
   };
@@ -246,6 +313,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tens
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        if (fused(RMS_NORM_GRAD)) return tf.engine().runKernel(RMS_NORM_GRAD, { dy, r: saved[0]!, u: saved[1]!, w: saved[2]! }, { weightGrad: true } as unknown as tf.NamedAttrMap) as tf.Tensor[];
         const dw = dwOf(dy, saved[1]!);
         return [dxOf(dy, saved[0]!, saved[1]!, saved[2]!), tf.reshape(dw, w.shape)];
       },
@@ -277,6 +345,7 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sr, sxh, sg] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        if (fused(LAYER_NORM_GRAD)) return tf.engine().runKernel(LAYER_NORM_GRAD, { dy, r: sr, xh: sxh, gamma: sg }, {}) as tf.Tensor[];
         const g = tf.mul(dy, sg);
         const dx = tf.mul(sr, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sxh, tf.mean(tf.mul(g, sxh), -1, true))));
         const rows = (t: tf.Tensor) => columnSum(tf.reshape(t, [-1, d]) as tf.Tensor2D);
@@ -346,6 +415,7 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias?:
   const [b, h, t, d] = q.shape;
   const kv = k.shape[1];
   if (h % kv !== 0) throw new Error(`attention: ${h} query heads not a multiple of ${kv} key/value heads`);
+  if (fused(ATTENTION)) return fusedAttention(q, k, v, bias, { heads: h, kvHeads: kv, split: false, merge: false }) as tf.Tensor4D;
   const g = h / kv;
   const qg = g === 1 ? q : tf.reshape(q, [b, kv, g * t, d]);
   let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(d)); // [B, KV, g·T, S]
@@ -353,6 +423,40 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias?:
   if (bias !== undefined) scores = tf.add(scores, g === 1 ? bias : tf.concat(new Array<tf.Tensor4D>(g).fill(bias), 2));
   const out = tf.matMul(tf.softmax(scores), v); // [B, KV, g·T, d]
   return (g === 1 ? out : tf.reshape(out, [b, h, t, d])) as tf.Tensor4D;
+}
+
+/**
+ * Multi-head attention on unsplit inputs: q [B, T, w], k and v [B, S, w] → [B, T, w], i.e.
+ * mergeHeads(attention(splitHeads(q), splitHeads(k), splitHeads(v), bias)).
+ */
+export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, bias?: tf.Tensor4D): tf.Tensor3D {
+  if (fused(ATTENTION)) return fusedAttention(q, k, v, bias, { heads, kvHeads: heads, split: true, merge: true }) as tf.Tensor3D;
+  return mergeHeads(attention(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), bias));
+}
+
+/** [B, H, T, d] attention → [B, T, H·d]: mergeHeads(attention(q, k, v, bias)). */
+export function attentionMerged(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias?: tf.Tensor4D): tf.Tensor3D {
+  if (fused(ATTENTION)) {
+    const kv = k.shape[1];
+    if (q.shape[1] % kv !== 0) throw new Error(`attention: ${q.shape[1]} query heads not a multiple of ${kv} key/value heads`);
+    return fusedAttention(q, k, v, bias, { heads: q.shape[1], kvHeads: kv, split: false, merge: true }) as tf.Tensor3D;
+  }
+  return mergeHeads(attention(q, k, v, bias));
+}
+
+/** The fused attention kernel as one custom op (the bias, a mask, takes no gradient). */
+function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor4D | undefined, attrs: { heads: number; kvHeads: number; split: boolean; merge: boolean }): tf.Tensor {
+  const named = attrs as unknown as tf.NamedAttrMap;
+  return tf.customGrad((qi, ki, vi, save) => {
+    const inputs: tf.NamedTensorMap = { q: qi as tf.Tensor, k: ki as tf.Tensor, v: vi as tf.Tensor };
+    if (bias !== undefined) inputs['bias'] = bias;
+    const [out, qg, k4, v4, p] = tf.engine().runKernel(ATTENTION, inputs, named) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([qg!, k4!, v4!, p!]);
+    return {
+      value: out!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(ATTENTION_GRAD, { dy, qg: saved[0]!, k: saved[1]!, v: saved[2]!, p: saved[3]! }, named) as tf.Tensor[],
+    };
+  })(q, k, v);
 }
 
 /** Mask as plain rows of 0/1 (1 = real token). */
@@ -450,6 +554,15 @@ export function rope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Ten
   const d = x.shape[3];
   if (d % 2 !== 0) throw new Error(`rope: head width ${d} is odd`);
   const r = rotateHalfMatrix(d);
+  if (fused(ROPE)) {
+    return tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([cos, sin, r]);
+      return {
+        value: tf.engine().runKernel(ROPE, { x: xi as tf.Tensor, cos, sin, r }, {}) as tf.Tensor4D,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(ROPE_GRAD, { dy, cos: saved[0]!, sin: saved[1]!, r: saved[2]! }, {}) as tf.Tensor,
+      };
+    })(x) as tf.Tensor4D;
+  }
   const rotate = (t: tf.Tensor, m: tf.Tensor2D) => tf.reshape(matMul2d(tf.reshape(t, [-1, d]) as tf.Tensor2D, m, true), t.shape);
   return tf.customGrad((xi, save) => {
     const x0 = xi as tf.Tensor4D;
@@ -477,9 +590,14 @@ export function conv1d(x: tf.Tensor3D, w: tf.Tensor3D, b?: tf.Tensor1D, opts: { 
   const dil = opts.dilation ?? 1;
   if (x.shape[2] !== cin) throw new Error(`conv1d: input channels ${x.shape[2]} do not match weight [${w.shape.join(', ')}]`);
   const span = (k - 1) * dil;
-  const padded = opts.padding === 'valid' ? x : tf.pad(x, [[0, 0], [Math.floor(span / 2), span - Math.floor(span / 2)], [0, 0]]);
+  const [left, right] = opts.padding === 'valid' ? [0, 0] : [Math.floor(span / 2), span - Math.floor(span / 2)];
+  if (x.shape[1] + left + right - span < 1) throw new Error(`conv1d: input of length ${x.shape[1]} is shorter than the kernel span ${span + 1}`);
+  if (fused(UNFOLD) && (k > 1 || left + right > 0)) {
+    const unfoldedFused = tf.engine().runKernel(UNFOLD, { x }, { kernel: k, dilation: dil, left, right } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+    return linear(unfoldedFused, tf.reshape(w, [k * cin, cout]) as tf.Tensor2D, b) as tf.Tensor3D;
+  }
+  const padded = left + right === 0 ? x : tf.pad(x, [[0, 0], [left, right], [0, 0]]);
   const tOut = padded.shape[1] - span;
-  if (tOut < 1) throw new Error(`conv1d: input of length ${x.shape[1]} is shorter than the kernel span ${span + 1}`);
   const frames = Array.from({ length: k }, (_, i) => tf.slice(padded, [0, i * dil, 0], [-1, tOut, -1]));
   const unfolded = k === 1 ? frames[0]! : tf.concat(frames, 2); // [B, T', K·Cin]
   return linear(unfolded, tf.reshape(w, [k * cin, cout]) as tf.Tensor2D, b) as tf.Tensor3D;

@@ -28,8 +28,10 @@ describe('egmf bench --target train', () => {
     }
     expect(wasm['wasm_heap_mb'][1]).toBeGreaterThanOrEqual(wasm['wasm_heap_mb'][0]);
     expect(wasm['wasm_heap_mb'][0]).toBeGreaterThan(0);
-    // One step launches thousands of kernels; nothing leaks across steps.
-    expect(wasm['kernels_per_step']).toBeGreaterThan(1000);
+    // One step launches hundreds of kernels (the fused blocks of wasm_fused.ts: ≤ 800, the
+    // issue's target; 2,979 before them); nothing leaks across steps.
+    expect(wasm['kernels_per_step']).toBeGreaterThan(100);
+    expect(wasm['kernels_per_step']).toBeLessThanOrEqual(800);
     expect(wasm['live_tensors'][1]).toBe(wasm['live_tensors'][0]);
     if (torchPython() !== null || process.env['CI']) {
       const torch = out.train['pytorch']!;

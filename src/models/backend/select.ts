@@ -12,6 +12,7 @@ import { defaultThreads } from './threads.ts';
 import { registerTensorflowFusedKernels } from './tensorflow_fused.ts';
 import { registerTensorflowKernelFixes } from './tensorflow_kernels.ts';
 import { installSavedTensorSharing } from './saved_tensors.ts';
+import { installFusedGradients, registerWasmFusedKernels } from './wasm_fused.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
@@ -72,6 +73,7 @@ export function parseBackendName(value: string, ctx: { file?: string; key?: stri
  */
 export async function initBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   await ensureGradients();
+  installFusedGradients();
   installSavedTensorSharing();
   // The cpu backend also serves as the fallback for wasm's missing kernels.
   registerCpuKernelFixes();
@@ -130,6 +132,7 @@ export function currentBackend(): string {
 
 async function initWasm(opts: BackendOptions): Promise<BackendInfo> {
   registerWasmKernelFixes();
+  registerWasmFusedKernels();
   const cores = Math.max(os.availableParallelism(), 1);
   const wanted = opts.threads ?? envThreads() ?? defaultThreads(cores);
   if (!Number.isInteger(wanted) || wanted < 1) throw new EgmfError(`wasm threads must be a positive integer, got ${wanted}`, { key: 'threads' });

@@ -5,7 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { attention, gelu, layerNorm, linear, MASK_NEG, mergeHeads, seededDropout, splitHeads } from '../ops.ts';
+import { gelu, layerNorm, linear, MASK_NEG, multiHeadAttention, seededDropout } from '../ops.ts';
+import { hasKernel } from '../backend/composite.ts';
+import { KEY_BIAS, MASK_ROWS, MASKED_MAX, MASKED_MEAN } from '../backend/wasm_fused.ts';
 
 /** Every variable of the fusion network, keyed by its checkpoint name (`egmf.…`). */
 export class Params {
@@ -103,6 +105,7 @@ export class LayerNorm {
 
 /** Additive key-padding bias [B, 1, 1, S]: 0 for real keys, MASK_NEG for padding. */
 export function keyBias(mask: tf.Tensor2D): tf.Tensor4D {
+  if (hasKernel(KEY_BIAS)) return tf.engine().runKernel(KEY_BIAS, { mask }, {}) as tf.Tensor4D;
   const [b, s] = mask.shape;
   return tf.reshape(tf.mul(tf.sub(1, mask), MASK_NEG), [b, 1, 1, s]);
 }
@@ -140,10 +143,7 @@ export class AttentionBlock {
     const h = this.ln1.apply(x); // [B, T, w]
     if ((src === undefined) !== (this.lnSrc === null)) throw new Error('AttentionBlock: pass src exactly when built for cross-attention');
     const s = src === undefined ? h : this.lnSrc!.apply(src); // [B, S, w]
-    const q = splitHeads(this.q.apply(h), this.heads); // [B, H, T, w/H]
-    const k = splitHeads(this.k.apply(s), this.heads); // [B, H, S, w/H]
-    const v = splitHeads(this.v.apply(s), this.heads);
-    const a = mergeHeads(attention(q, k, v, bias)); // [B, T, w]
+    const a = multiHeadAttention(this.q.apply(h) as tf.Tensor3D, this.k.apply(s) as tf.Tensor3D, this.v.apply(s) as tf.Tensor3D, this.heads, bias); // [B, T, w]
     const x1 = tf.add(x, dropout(this.o.apply(a), ctx));
     const f = this.down.apply(gelu(this.up.apply(this.ln2.apply(x1)))); // [B, T, w]
     return tf.add(x1, dropout(f, ctx)) as tf.Tensor3D;
@@ -152,6 +152,7 @@ export class AttentionBlock {
 
 /** Mean over the real frames: x [B, L, w], mask [B, L] → [B, w]; 0 for a sample without frames. */
 export function maskedMean(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
+  if (hasKernel(MASKED_MEAN)) return tf.engine().runKernel(MASKED_MEAN, { x, mask }, {}) as tf.Tensor2D;
   const m = tf.expandDims(mask, 2); // [B, L, 1]
   const count = tf.maximum(tf.sum(m, 1), 1); // [B, 1]
   return tf.div(tf.sum(tf.mul(x, m), 1), count) as tf.Tensor2D;
@@ -159,6 +160,7 @@ export function maskedMean(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
 
 /** Max over the real frames: x [B, L, w], mask [B, L] → [B, w]; 0 for a sample without frames. */
 export function maskedMax(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
+  if (hasKernel(MASKED_MAX)) return tf.engine().runKernel(MASKED_MAX, { x, mask }, {}) as tf.Tensor2D;
   const m = tf.expandDims(mask, 2); // [B, L, 1]
   const pooled = tf.max(tf.add(x, tf.mul(tf.sub(1, m), MASK_NEG)), 1); // [B, w]
   const any = tf.minimum(tf.sum(m, 1), 1); // [B, 1]
@@ -181,6 +183,7 @@ export function unstack(x: tf.Tensor, axis: number): tf.Tensor[] {
 
 /** Zeroes padded frames so that convolutions and recurrences see exactly zero padding. */
 export function zeroPadding(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor3D {
+  if (hasKernel(MASK_ROWS)) return tf.engine().runKernel(MASK_ROWS, { x, mask }, {}) as tf.Tensor3D;
   return tf.mul(x, tf.expandDims(mask, 2)) as tf.Tensor3D;
 }
 

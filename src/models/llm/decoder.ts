@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import type { DecoderConfig } from './config.ts';
-import { attention, attentionBias, defaultPositions, embeddingLookup, linear, mergeHeads, rmsNorm, rope, ropeTables, silu, splitHeads, type MaskLike } from '../ops.ts';
+import { attentionBias, attentionMerged, defaultPositions, embeddingLookup, linear, rmsNorm, rope, ropeTables, splitHeads, swiGlu, type MaskLike } from '../ops.ts';
 
 export type ParamKind = 'linear' | 'bias' | 'norm' | 'table';
 
@@ -163,10 +163,10 @@ export class Decoder {
       q = rmsNorm(q, this.param(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, c.rmsNormEps) as tf.Tensor4D;
       k = rmsNorm(k, this.param(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D, c.rmsNormEps) as tf.Tensor4D;
     }
-    const a = mergeHeads(attention(rope(q, cos, sin), rope(k, cos, sin), v, bias)); // [B, T, H·hd]
+    const a = attentionMerged(rope(q, cos, sin), rope(k, cos, sin), v, bias); // [B, T, H·hd]
     const x1 = tf.add(x, this.proj(l, 'o_proj', a, training));
     const h2 = rmsNorm(x1, this.param(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
-    const m = tf.mul(silu(this.proj(l, 'gate_proj', h2, training)), this.proj(l, 'up_proj', h2, training));
+    const m = swiGlu(this.proj(l, 'gate_proj', h2, training), this.proj(l, 'up_proj', h2, training));
     return tf.add(x1, this.proj(l, 'down_proj', m, training)) as tf.Tensor3D;
   }
 

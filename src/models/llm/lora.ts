@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { EgmfError } from '../../errors.ts';
 import { Decoder, PROJECTIONS, projectionModule } from './decoder.ts';
-import { linear, seededDropout } from '../ops.ts';
+import { loraAdd } from '../ops.ts';
 
 export interface LoraConfig {
   /** Rank r. */
@@ -200,9 +200,7 @@ export class LoraModel {
     if (w === undefined) return y;
     const p = a.config.dropout;
     const seed = (this.dropoutSeed * 104_729 + this.dropoutStep * 1_000_003 + ++this.dropoutCalls * 7919) % 2_147_483_647;
-    const xi = training && p > 0 ? seededDropout(x, p, seed) : x;
-    const delta = linear(linear(xi, w.A as tf.Tensor2D), w.B as tf.Tensor2D); // [..., out]
-    return tf.add(y, tf.mul(delta, a.scaling));
+    return loraAdd(y, x, w.A as tf.Tensor2D, w.B as tf.Tensor2D, a.scaling, training ? p : 0, seed); // [..., out]
   }
 
   /** Removes the hook and disposes adapters; the base model stays usable (still frozen). */
