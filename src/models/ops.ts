@@ -13,8 +13,7 @@
  * Never chain tensor methods (`x.reshape`): tfjs-core alone does not register them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM } from './backend/tensorflow_fused.ts';
-import { SWIGLU, SWIGLU_GRAD, LORA, LORA_GRAD, UNFOLD, ATTENTION, ATTENTION_GRAD, GELU_GRAD, LAYER_NORM_GRAD, LINEAR_GRAD_B, LINEAR_GRAD_WB, LINEAR_GRAD_W, LINEAR_GRAD_X, RMS_NORM_GRAD, ROPE, ROPE_GRAD } from './backend/wasm_fused.ts';
+import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM, SWIGLU, SWIGLU_GRAD, LORA, LORA_GRAD, UNFOLD, ATTENTION, ATTENTION_GRAD, GELU_GRAD, LAYER_NORM_GRAD, LINEAR_GRAD_B, LINEAR_GRAD_WB, LINEAR_GRAD_W, LINEAR_GRAD_X, RMS_NORM_GRAD, ROPE, ROPE_GRAD } from './backend/fused.ts';
 import { hasKernel } from './backend/composite.ts';
 
 /**
@@ -64,7 +63,7 @@ function onWasm(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
-/** The backend has fused kernel `name` (`backend/tensorflow_fused.ts`, `backend/wasm_fused.ts`). */
+/** The backend has fused kernel `name` (`backend/fused.ts`: wasm and tensorflow). */
 function fused(name: string): boolean {
   return hasKernel(name);
 }

@@ -28,7 +28,7 @@ describe('egmf bench --target train', () => {
     }
     expect(wasm['wasm_heap_mb'][1]).toBeGreaterThanOrEqual(wasm['wasm_heap_mb'][0]);
     expect(wasm['wasm_heap_mb'][0]).toBeGreaterThan(0);
-    // One step launches hundreds of kernels (the fused blocks of wasm_fused.ts: ≤ 800, the
+    // One step launches hundreds of kernels (the fused blocks of fused.ts: ≤ 800, the
     // issue's target; 2,979 before them); nothing leaks across steps.
     expect(wasm['kernels_per_step']).toBeGreaterThan(100);
     expect(wasm['kernels_per_step']).toBeLessThanOrEqual(800);
@@ -58,7 +58,9 @@ describe('egmf bench --target train', () => {
     expect(eager['graph']).toBeUndefined();
     // Replays dispatch only the forward pass's kernels: the graph computes the backward pass.
     expect(graph['graph']['forward_only']).toBe(3);
-    expect(graph['kernels_per_step']).toBeLessThan(eager['kernels_per_step'] / 2);
+    expect(graph['kernels_per_step']).toBeLessThan(eager['kernels_per_step']);
+    // The issue's target on every backend: ≤ 800 kernels a step (the fused blocks of fused.ts).
+    expect(eager['kernels_per_step']).toBeLessThanOrEqual(800);
     expect(graph['live_tensors'][1]).toBe(graph['live_tensors'][0]);
     process.stdout.write(`bench train tensorflow (3 steps): graph ${graph['ms_per_step']} ms, eager ${eager['ms_per_step']} ms\n`);
   });

@@ -114,7 +114,8 @@ export class KernelScope {
   }
 
   private retain(t: TensorInfo): TensorInfo {
-    if (this.backendName === 'tensorflow') throw new Error('a composite kernel on tensorflow must not return an input as it is');
+    // tfjs-node's tensors hold a TensorFlow handle each: a reshape to the same shape shares it.
+    if (this.backendName === 'tensorflow') return this.run('Reshape', { x: t }, { shape: t.shape });
     (this.backend as RefBackend).incRef(t.dataId);
     return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
   }

@@ -9,10 +9,9 @@ import { registerWasmKernelFixes } from './wasm_kernels.ts';
 import { registerCpuKernelFixes } from './cpu_kernels.ts';
 import { initThreadedWasm } from './wasm_threads.ts';
 import { defaultThreads } from './threads.ts';
-import { registerTensorflowFusedKernels } from './tensorflow_fused.ts';
 import { registerTensorflowKernelFixes } from './tensorflow_kernels.ts';
 import { installSavedTensorSharing } from './saved_tensors.ts';
-import { installFusedGradients, registerWasmFusedKernels } from './wasm_fused.ts';
+import { installFusedGradients, registerFusedKernels } from './fused.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
@@ -132,7 +131,7 @@ export function currentBackend(): string {
 
 async function initWasm(opts: BackendOptions): Promise<BackendInfo> {
   registerWasmKernelFixes();
-  registerWasmFusedKernels();
+  registerFusedKernels('wasm');
   const cores = Math.max(os.availableParallelism(), 1);
   const wanted = opts.threads ?? envThreads() ?? defaultThreads(cores);
   if (!Number.isInteger(wanted) || wanted < 1) throw new EgmfError(`wasm threads must be a positive integer, got ${wanted}`, { key: 'threads' });
@@ -180,7 +179,9 @@ async function loadTfNode(opts: BackendOptions): Promise<string | null> {
     try {
       await import(pkg);
       registerTensorflowKernelFixes();
-      registerTensorflowFusedKernels();
+      registerFusedKernels('tensorflow');
+      // tfjs-node's import registered tfjs's own gradients again.
+      installFusedGradients();
       tfThreads = threads;
       tfNodePackage = pkg;
       return pkg;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { gelu, layerNorm, linear, MASK_NEG, multiHeadAttention, seededDropout } from '../ops.ts';
 import { hasKernel } from '../backend/composite.ts';
-import { KEY_BIAS, MASK_ROWS, MASKED_MAX, MASKED_MEAN } from '../backend/wasm_fused.ts';
+import { KEY_BIAS, MASK_ROWS, MASKED_MAX, MASKED_MEAN } from '../backend/fused.ts';
 
 /** Every variable of the fusion network, keyed by its checkpoint name (`egmf.…`). */
 export class Params {

@@ -1,16 +1,22 @@
 /**
- * Fused kernels of the wasm backend, forward and backward: each is one tfjs kernel dispatch
- * that runs the wasm kernels the unfused block of `ops.ts` runs, in the same order and with
- * the same fast paths (plain 2-D products, column sums as ones · t), so values are the same
- * bit for bit (see `composite.ts`). What is saved is tfjs-core's bookkeeping for each kernel
- * and each tape node, and the reshapes and casts autograd adds around them:
+ * Fused kernels of the wasm and tensorflow backends, forward and backward: each is one tfjs
+ * kernel dispatch that runs the backend's own kernels the unfused block of `ops.ts` runs, in
+ * the same order and with the same fast paths (on wasm plain 2-D products and column sums as
+ * ones · t), so values are the same bit for bit and a captured tensorflow graph computes the
+ * same (see `composite.ts`). What is saved is tfjs-core's bookkeeping for each kernel and
+ * each tape node (engine scopes, tape, tensor tracking, profiling), and the reshapes and
+ * casts autograd adds around them: a tiny-EGMF training step went from 2,979 to 794 kernels
+ * on wasm and from 2,131 to 794 on tensorflow without its captured graph.
  *
- *  - `EgmfLinear` {x, w, b?} as on tensorflow; its gradient is one kernel per input that
- *    needs one (`EgmfLinearGradX` {dy, w}, `EgmfLinearGradW` {dy, x}, `EgmfLinearGradB` {dy}),
- *    and `EgmfLinearGradWB` {dy, x} → [dw, db] for a trainable weight and bias;
- *  - `EgmfLayerNormParts`, `EgmfRmsNormParts`, `EgmfGeluParts` as on tensorflow, and their
- *    gradients `EgmfLayerNormGrad` {dy, r, xh, gamma} → [dx, dγ, dβ], `EgmfRmsNormGrad`
- *    {dy, r, u, w?} (attr weightGrad) → [dx, dw?], `EgmfGeluGrad` {dy, x, x2, s} → dx;
+ *  - `EgmfLinear` {x, w, b?}: x [..., in] · w [in, out] (+ b), reshaped around a 2-D product
+ *    (attr trainable: w and b are trainable variables); its gradient is one kernel per input
+ *    that needs one (`EgmfLinearGradX` {dy, w}, `EgmfLinearGradW` {dy, x}, `EgmfLinearGradB`
+ *    {dy}), or `EgmfLinearGradWB` {dy, x} → [dw, db] for a trainable weight and bias;
+ *  - `EgmfRmsNormParts` {x, w?} (attr eps) → [y, r, u], `EgmfLayerNormParts` {x, gamma,
+ *    beta} (eps) → [y, r, x̂], `EgmfGeluParts` {x} (a, c) → [y, x², s]: the forward passes of
+ *    `ops.ts`'s custom ops with the tensors their gradients read, and those gradients
+ *    `EgmfLayerNormGrad` {dy, r, xh, gamma} → [dx, dγ, dβ], `EgmfRmsNormGrad` {dy, r, u, w?}
+ *    (attr weightGrad) → [dx, dw?], `EgmfGeluGrad` {dy, x, x2, s} → dx;
  *  - `EgmfRope` {x, cos, sin, r} and `EgmfRopeGrad` {dy, cos, sin, r};
  *  - `EgmfAttention` {q, k, v, bias?} (attrs heads, kvHeads, split, merge) → [out, q', k', v',
  *    p] and `EgmfAttentionGrad` {dy, q', k', v', p} → [dq, dk, dv]: scaled dot-product
@@ -32,13 +38,19 @@
  *    `EgmfAddGrad` {dy} (attrs a, b: the inputs' shapes; negate) → [da, db]: the gradients of
  *    tfjs's Softmax, Multiply, and Add and Sub (`installFusedGradients` registers them for
  *    every backend; they use these kernels where the backend has them).
+ *
+ * Tried and dropped before these: norms as JS row loops on the wasm heap (slower: a JS pass
+ * costs ~1.5 ns an element). These run wasm's and TensorFlow's own kernels instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineComposite, hasKernel, type KernelScope } from './composite.ts';
 import { MASK_NEG } from './mask.ts';
-import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM } from './tensorflow_fused.ts';
 
+export const FUSED_LINEAR = 'EgmfLinear';
+export const FUSED_RMS_NORM = 'EgmfRmsNormParts';
+export const FUSED_LAYER_NORM = 'EgmfLayerNormParts';
+export const FUSED_GELU = 'EgmfGeluParts';
 export const LINEAR_GRAD_X = 'EgmfLinearGradX';
 export const LINEAR_GRAD_W = 'EgmfLinearGradW';
 export const LINEAR_GRAD_B = 'EgmfLinearGradB';
@@ -66,7 +78,8 @@ export const KEY_BIAS = 'EgmfKeyBias';
 const MASKED_MEAN_GRAD = 'EgmfMaskedMeanGrad';
 const MASKED_MAX_GRAD = 'EgmfMaskedMaxGrad';
 
-const BACKENDS = ['wasm'] as const;
+/** The backend being registered (`registerFusedKernels`). */
+let BACKENDS: readonly string[] = [];
 
 /** [..., d] → [N, d]; a 2-D tensor as it is. */
 function rows(k: KernelScope, t: TensorInfo): TensorInfo {
@@ -74,11 +87,15 @@ function rows(k: KernelScope, t: TensorInfo): TensorInfo {
   return t.shape.length === 2 ? t : k.reshape(t, [-1, d]);
 }
 
-/** Σ over the rows of t [..., d] → [d], as ones [1, N] · t (one XNNPACK call on wasm). */
+/**
+ * Σ over the rows of t [..., d] → [d]: on wasm as ones [1, N] · t, one XNNPACK call (a
+ * reduction over the first axis took 47-73 µs there against 16-28 µs for the product);
+ * elsewhere a sum over the first axis, as autograd's.
+ */
 function columnSum(k: KernelScope, t: TensorInfo): TensorInfo {
   const t2 = rows(k, t);
-  const d = t2.shape[1]!;
-  return k.reshape(k.matMul(k.ones([1, t2.shape[0]!]), t2), [d]);
+  if (k.backendName !== 'wasm') return k.sum(t2, 0);
+  return k.reshape(k.matMul(k.ones([1, t2.shape[0]!]), t2), [t2.shape[1]!]);
 }
 
 /** x [..., in] · w [in, out] (+ b) → [..., out]. */
@@ -94,12 +111,21 @@ function ropeForward(k: KernelScope, x: TensorInfo, cos: TensorInfo, sin: Tensor
   return k.add(k.mul(x, cos), k.mul(rotated, sin));
 }
 
-let registered = false;
+const registered = new Set<string>();
+let gradientsRegistered = false;
 
-/** Idempotent; call once the wasm backend's kernels (and the kernel fixes) are registered. */
-export function registerWasmFusedKernels(): void {
-  if (registered) return;
-  registered = true;
+/**
+ * Registers the fused kernels on `backend` ('wasm' or 'tensorflow'); idempotent. Call once
+ * the backend's own kernels (and the kernel fixes) are registered.
+ */
+export function registerFusedKernels(backend: string): void {
+  if (registered.has(backend)) return;
+  registered.add(backend);
+  BACKENDS = [backend];
+  if (!gradientsRegistered) {
+    gradientsRegistered = true;
+    registerFusedGradients();
+  }
   registerMaskKernels(MASK_NEG);
   registerAttentionKernels();
   registerUnfoldKernels();
@@ -274,10 +300,6 @@ function registerUnfoldKernels(): void {
     if (a.left + a.right === 0) return acc === dy! ? k.reshape(acc, acc.shape) : acc!;
     return k.run('Slice', { x: acc! }, { begin: [0, a.left, 0], size: [b, tPadded - a.left - a.right, c] });
   });
-  tf.registerGradient({
-    kernelName: UNFOLD,
-    gradFunc: (dy, _saved, attrs) => ({ x: () => tf.engine().runKernel(UNFOLD_GRAD, { dy: dy as tf.Tensor }, attrs) as tf.Tensor }),
-  });
 }
 
 function registerSwiGluKernels(): void {
@@ -358,9 +380,17 @@ function registerMaskKernels(neg: number): void {
     const [b, s] = mask!.shape as [number, number];
     return k.reshape(k.mul(k.sub(k.scalar(1), mask!), k.scalar(neg)), [b, 1, 1, s]);
   });
+}
+
+/** The gradients of the fused kernels that are registered kernels (not custom ops). */
+function registerFusedGradients(): void {
   const noMaskGrad = () => {
     throw new Error('a mask takes no gradient');
   };
+  tf.registerGradient({
+    gradFunc: (dy, _saved, attrs) => ({ x: () => tf.engine().runKernel(UNFOLD_GRAD, { dy: dy as tf.Tensor }, attrs) as tf.Tensor }),
+    kernelName: UNFOLD,
+  });
   tf.registerGradient({
     kernelName: MASKED_MEAN,
     inputsToSave: ['mask'],
@@ -388,28 +418,33 @@ export function broadcastAxes(shape: number[], out: number[]): number[] {
   return axes;
 }
 
-let gradientsInstalled = false;
+/** The gradient functions installed here (tfjs-node's import registers tfjs's own again). */
+const ours = new WeakSet<object>();
 
 /**
- * Softmax's and Multiply's gradients as one fused kernel per input where the backend has
- * them (wasm); elsewhere tfjs-core's own, unchanged. Idempotent; call after `ensureGradients`.
+ * Softmax's, Multiply's, Add's and Sub's gradients through the fused kernels where the
+ * backend has them; elsewhere tfjs-core's own, unchanged. Idempotent; call after
+ * `ensureGradients`, and again after loading a package that registers tfjs's gradients.
  */
 export function installFusedGradients(): void {
-  if (gradientsInstalled) return;
+  if (ours.has(tf.getGradient('Multiply')?.gradFunc ?? {})) return;
   const softmax = tf.getGradient('Softmax');
   const mul = tf.getGradient('Multiply');
   const add = tf.getGradient('Add');
   const sub = tf.getGradient('Sub');
   if (softmax === undefined || mul === undefined || add === undefined || sub === undefined) throw new Error('tfjs-core gradients are not registered yet');
-  gradientsInstalled = true;
-  tf.registerGradient({
+  const register = (config: tf.GradConfig) => {
+    ours.add(config.gradFunc);
+    tf.registerGradient(config);
+  };
+  register({
     ...softmax,
     gradFunc: (dy, saved, attrs) => {
       if (!hasKernel(SOFTMAX_GRAD)) return softmax.gradFunc(dy, saved, attrs);
       return { logits: () => tf.engine().runKernel(SOFTMAX_GRAD, { dy: dy as tf.Tensor, y: saved[0]! }, attrs) as tf.Tensor };
     },
   });
-  tf.registerGradient({
+  register({
     ...mul,
     gradFunc: (dy, saved, attrs) => {
       const [a, b] = saved as [tf.Tensor, tf.Tensor];
@@ -422,7 +457,7 @@ export function installFusedGradients(): void {
   // Both inputs' gradients in one kernel, made here (not in a thunk) so that the backward
   // pass's scope frees one the tape pruned.
   for (const [config, negate] of [[add, false], [sub, true]] as const) {
-    tf.registerGradient({
+    register({
       ...config,
       gradFunc: (dy, saved, attrs) => {
         const [a, b] = saved as [tf.Tensor, tf.Tensor];
