@@ -12,8 +12,8 @@ import { existsSync } from 'node:fs';
 import { REPO, tempDir } from '../helpers.ts';
 import { tfNodeAddon } from '../../src/models/backend/install.ts';
 
-/** tensorflow where its addon is built (CI builds it). */
-const BACKENDS = existsSync(tfNodeAddon(REPO)) || process.env['CI'] !== undefined ? ['wasm', 'tensorflow'] : ['wasm'];
+/** wasm and cpu, and tensorflow where its addon is built (CI builds it). */
+const BACKENDS = existsSync(tfNodeAddon(REPO)) || process.env['CI'] !== undefined ? ['wasm', 'cpu', 'tensorflow'] : ['wasm', 'cpu'];
 
 function runTs(file: string, code: string) {
   writeFileSync(file, code);

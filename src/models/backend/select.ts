@@ -76,6 +76,7 @@ export async function initBackend(name: BackendName = 'auto', opts: BackendOptio
   installSavedTensorSharing();
   // The cpu backend also serves as the fallback for wasm's missing kernels.
   registerCpuKernelFixes();
+  registerFusedKernels('cpu');
   switch (name) {
     case 'cpu':
       await setOrThrow('cpu');
