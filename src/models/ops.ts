@@ -15,6 +15,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED_GELU, FUSED_LAYER_NORM, FUSED_LINEAR, FUSED_RMS_NORM, SWIGLU, SWIGLU_GRAD, LORA, LORA_GRAD, UNFOLD, ATTENTION, ATTENTION_GRAD, GELU_GRAD, LAYER_NORM_GRAD, LINEAR_GRAD_B, LINEAR_GRAD_WB, LINEAR_GRAD_W, LINEAR_GRAD_X, RMS_NORM_GRAD, ROPE, ROPE_GRAD } from './backend/fused.ts';
 import { hasKernel } from './backend/composite.ts';
+import { MASK_NEG } from './backend/mask.ts';
+
+/** Large negative additive bias for masked attention logits (finite: avoids NaN rows). */
+export { MASK_NEG };
 
 /**
  * Dropout of x at `rate` with a mask drawn from `seed`: x · m, m = 1 / (1 − rate) where an
@@ -55,15 +59,11 @@ function fmix32(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-import { MASK_NEG } from './backend/mask.ts';
-
-export { MASK_NEG };
-
 function onWasm(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
-/** The backend has fused kernel `name` (`backend/fused.ts`: wasm and tensorflow). */
+/** The backend has fused kernel `name` (`backend/fused.ts`: wasm, cpu and tensorflow). */
 function fused(name: string): boolean {
   return hasKernel(name);
 }
@@ -74,8 +74,8 @@ function fusedParts(name: string, inputs: tf.NamedTensorMap, attrs: Record<strin
 }
 
 // The fused linear's gradient: the unfused block's (matMul's and add's gradients through the
-// reshapes); on wasm one fused kernel for each input that needs a gradient (a frozen weight
-// or a data input is pruned from the tape and asks for none).
+// reshapes); with the fused gradients (backend/fused.ts) one kernel for each input that needs
+// a gradient (a frozen weight or a data input is pruned from the tape and asks for none).
 tf.registerGradient({
   kernelName: FUSED_LINEAR,
   inputsToSave: ['x', 'w'],
