@@ -78,8 +78,6 @@ export const KEY_BIAS = 'EgmfKeyBias';
 const MASKED_MEAN_GRAD = 'EgmfMaskedMeanGrad';
 const MASKED_MAX_GRAD = 'EgmfMaskedMaxGrad';
 
-/** The backend being registered (`registerFusedKernels`). */
-let BACKENDS: readonly string[] = [];
 
 /** [..., d] → [N, d]; a 2-D tensor as it is. */
 function rows(k: KernelScope, t: TensorInfo): TensorInfo {
@@ -121,77 +119,77 @@ let gradientsRegistered = false;
 export function registerFusedKernels(backend: string): void {
   if (registered.has(backend)) return;
   registered.add(backend);
-  BACKENDS = [backend];
+  const backends = [backend];
   if (!gradientsRegistered) {
     gradientsRegistered = true;
     registerFusedGradients();
   }
-  registerMaskKernels(MASK_NEG);
-  registerAttentionKernels();
-  registerUnfoldKernels();
-  registerLoraKernels();
-  registerSwiGluKernels();
+  registerMaskKernels(backends, MASK_NEG);
+  registerAttentionKernels(backends);
+  registerUnfoldKernels(backends);
+  registerLoraKernels(backends);
+  registerSwiGluKernels(backends);
 
-  defineComposite(FUSED_LINEAR, BACKENDS, (k, { x, w, b }) => linearForward(k, x!, w!, b));
-  defineComposite(LINEAR_GRAD_X, BACKENDS, (k, { dy, w }) => {
+  defineComposite(FUSED_LINEAR, backends, (k, { x, w, b }) => linearForward(k, x!, w!, b));
+  defineComposite(LINEAR_GRAD_X, backends, (k, { dy, w }) => {
     const dx = k.matMul(rows(k, dy!), w!, false, true);
     return dy!.shape.length === 2 ? dx : k.reshape(dx, [...dy!.shape.slice(0, -1), w!.shape[0]!]);
   });
-  defineComposite(LINEAR_GRAD_W, BACKENDS, (k, { dy, x }) => k.matMul(rows(k, x!), rows(k, dy!), true, false));
-  defineComposite(LINEAR_GRAD_B, BACKENDS, (k, { dy }) => columnSum(k, dy!));
-  defineComposite(LINEAR_GRAD_WB, BACKENDS, (k, { dy, x }) => [k.matMul(rows(k, x!), rows(k, dy!), true, false), columnSum(k, dy!)]);
+  defineComposite(LINEAR_GRAD_W, backends, (k, { dy, x }) => k.matMul(rows(k, x!), rows(k, dy!), true, false));
+  defineComposite(LINEAR_GRAD_B, backends, (k, { dy }) => columnSum(k, dy!));
+  defineComposite(LINEAR_GRAD_WB, backends, (k, { dy, x }) => [k.matMul(rows(k, x!), rows(k, dy!), true, false), columnSum(k, dy!)]);
 
-  defineComposite(FUSED_LAYER_NORM, BACKENDS, (k, { x, gamma, beta }, attrs) => {
+  defineComposite(FUSED_LAYER_NORM, backends, (k, { x, gamma, beta }, attrs) => {
     const centred = k.sub(x!, k.meanLast(x!));
     const r = k.rsqrt(k.add(k.meanLast(k.square(centred)), k.scalar((attrs as { eps: number }).eps)));
     const xh = k.mul(centred, r);
     return [k.add(k.mul(xh, gamma!), beta!), r, xh];
   });
-  defineComposite(LAYER_NORM_GRAD, BACKENDS, (k, { dy, r, xh, gamma }) => {
+  defineComposite(LAYER_NORM_GRAD, backends, (k, { dy, r, xh, gamma }) => {
     const g = k.mul(dy!, gamma!);
     const dx = k.mul(r!, k.sub(k.sub(g, k.meanLast(g)), k.mul(xh!, k.meanLast(k.mul(g, xh!)))));
     return [dx, columnSum(k, k.mul(dy!, xh!)), columnSum(k, dy!)];
   });
 
-  defineComposite(FUSED_RMS_NORM, BACKENDS, (k, { x, w }, attrs) => {
+  defineComposite(FUSED_RMS_NORM, backends, (k, { x, w }, attrs) => {
     const r = k.rsqrt(k.add(k.meanLast(k.square(x!)), k.scalar((attrs as { eps: number }).eps)));
     const u = k.mul(x!, r);
     return [w === undefined ? k.reshape(u, u.shape) : k.mul(u, w), r, u];
   });
-  defineComposite(RMS_NORM_GRAD, BACKENDS, (k, { dy, r, u, w }, attrs) => {
+  defineComposite(RMS_NORM_GRAD, backends, (k, { dy, r, u, w }, attrs) => {
     const g = w === undefined ? dy! : k.mul(dy!, w);
     const dx = k.mul(r!, k.sub(g, k.mul(u!, k.meanLast(k.mul(g, u!)))));
     if (!(attrs as { weightGrad?: boolean }).weightGrad || w === undefined) return [dx];
     return [dx, k.reshape(columnSum(k, k.mul(dy!, u!)), w.shape)];
   });
 
-  defineComposite(FUSED_GELU, BACKENDS, (k, { x }, attrs) => {
+  defineComposite(FUSED_GELU, backends, (k, { x }, attrs) => {
     const { a, c } = attrs as { a: number; c: number };
     const x2 = k.square(x!);
     const s = k.sigmoid(k.mul(k.mul(x!, k.add(k.mul(x2, k.scalar(a)), k.scalar(1))), k.scalar(c)));
     return [k.mul(x!, s), x2, s];
   });
-  defineComposite(GELU_GRAD, BACKENDS, (k, { dy, x, x2, s }, attrs) => {
+  defineComposite(GELU_GRAD, backends, (k, { dy, x, x2, s }, attrs) => {
     const { a, c } = attrs as { a: number; c: number };
     // s + x·s·(1 − s)·c·(1 + 3a·x²) = s·(1 + (1 − s)·x·c·(1 + 3a·x²))
     const slope = k.mul(k.mul(x!, k.add(k.mul(x2!, k.scalar(3 * a * c)), k.scalar(c))), k.sub(k.scalar(1), s!));
     return k.mul(dy!, k.mul(s!, k.add(slope, k.scalar(1))));
   });
 
-  defineComposite(ROPE, BACKENDS, (k, { x, cos, sin, r }) => ropeForward(k, x!, cos!, sin!, r!));
+  defineComposite(ROPE, backends, (k, { x, cos, sin, r }) => ropeForward(k, x!, cos!, sin!, r!));
   // dx = dy·cos + (dy·sin)·Rᵀ = dy·cos − (dy·sin)·R
-  defineComposite(ROPE_GRAD, BACKENDS, (k, { dy, cos, sin, r }) => {
+  defineComposite(ROPE_GRAD, backends, (k, { dy, cos, sin, r }) => {
     const ds = k.mul(dy!, sin!);
     return k.sub(k.mul(dy!, cos!), k.reshape(k.matMul(rows(k, ds), r!), ds.shape));
   });
 
   // tfjs's Softmax gradient: dy·y − Σ(dy·y)·y over `dim`.
-  defineComposite(SOFTMAX_GRAD, BACKENDS, (k, { dy, y }, attrs) => {
+  defineComposite(SOFTMAX_GRAD, backends, (k, { dy, y }, attrs) => {
     const dyy = k.mul(dy!, y!);
     return k.sub(dyy, k.mul(k.sum(dyy, [(attrs as { dim: number }).dim], true), y!));
   });
   // tfjs's Add and Sub gradients: dy summed over each input's broadcast axes (negated for Sub's b).
-  defineComposite(ADD_GRAD, BACKENDS, (k, { dy }, attrs) => {
+  defineComposite(ADD_GRAD, backends, (k, { dy }, attrs) => {
     const { a, b, negate } = attrs as unknown as { a: number[]; b: number[]; negate: boolean };
     const part = (shape: number[], neg: boolean) => {
       const axes = broadcastAxes(shape, dy!.shape);
@@ -201,7 +199,7 @@ export function registerFusedKernels(backend: string): void {
     return [part(a, false), part(b, negate)];
   });
   // tfjs's Multiply gradient for one float32 input: dy · other, summed over its broadcast axes.
-  defineComposite(MUL_GRAD, BACKENDS, (k, { dy, other }, attrs) => {
+  defineComposite(MUL_GRAD, backends, (k, { dy, other }, attrs) => {
     const shape = (attrs as { shape: number[] }).shape;
     const res = k.mul(dy!, other!);
     const axes = broadcastAxes(shape, res.shape);
@@ -232,9 +230,9 @@ function mergeHeads(k: KernelScope, x: TensorInfo): TensorInfo {
   return k.reshape(k.transpose(x, HEADS_PERM), [b, t, n * d]);
 }
 
-function registerAttentionKernels(): void {
+function registerAttentionKernels(backends: readonly string[]): void {
   // ops.ts's attention: query heads of a group folded into the time axis, bias repeated.
-  defineComposite(ATTENTION, BACKENDS, (k, { q, k: key, v, bias }, attrs) => {
+  defineComposite(ATTENTION, backends, (k, { q, k: key, v, bias }, attrs) => {
     const a = attrs as unknown as AttentionAttrs;
     const q4 = a.split ? splitHeads(k, q!, a.heads) : q!;
     const k4 = a.split ? splitHeads(k, key!, a.kvHeads) : key!;
@@ -250,7 +248,7 @@ function registerAttentionKernels(): void {
     return [a.merge ? mergeHeads(k, out) : out, qg, k4, v4, p];
   });
   // Autograd's gradient of the same ops, in the same order.
-  defineComposite(ATTENTION_GRAD, BACKENDS, (k, { dy, qg, k: key, v, p }, attrs) => {
+  defineComposite(ATTENTION_GRAD, backends, (k, { dy, qg, k: key, v, p }, attrs) => {
     const a = attrs as unknown as AttentionAttrs;
     const [b, kv, gt, d] = qg!.shape as [number, number, number, number];
     const g = a.heads / a.kvHeads;
@@ -277,15 +275,15 @@ interface UnfoldAttrs {
   right: number;
 }
 
-function registerUnfoldKernels(): void {
-  defineComposite(UNFOLD, BACKENDS, (k, { x }, attrs) => {
+function registerUnfoldKernels(backends: readonly string[]): void {
+  defineComposite(UNFOLD, backends, (k, { x }, attrs) => {
     const a = attrs as unknown as UnfoldAttrs;
     const padded = a.left + a.right === 0 ? x! : k.run('PadV2', { x: x! }, { paddings: [[0, 0], [a.left, a.right], [0, 0]], constantValue: 0 });
     const tOut = padded.shape[1]! - (a.kernel - 1) * a.dilation;
     const frames = Array.from({ length: a.kernel }, (_, i) => k.run('Slice', { x: padded }, { begin: [0, i * a.dilation, 0], size: [-1, tOut, -1] }));
     return frames.length === 1 ? frames[0]! : k.run('Concat', frames as unknown as Record<string, TensorInfo>, { axis: 2 });
   });
-  defineComposite(UNFOLD_GRAD, BACKENDS, (k, { dy }, attrs) => {
+  defineComposite(UNFOLD_GRAD, backends, (k, { dy }, attrs) => {
     const a = attrs as unknown as UnfoldAttrs;
     const [b, tOut, kc] = dy!.shape as [number, number, number];
     const c = kc / a.kernel;
@@ -302,14 +300,14 @@ function registerUnfoldKernels(): void {
   });
 }
 
-function registerSwiGluKernels(): void {
-  defineComposite(SWIGLU, BACKENDS, (k, { g, u }) => {
+function registerSwiGluKernels(backends: readonly string[]): void {
+  defineComposite(SWIGLU, backends, (k, { g, u }) => {
     const s = k.sigmoid(g!);
     const sg = k.mul(g!, s);
     return [k.mul(sg, u!), s, sg];
   });
   // Autograd's order: the product's gradients, then g·s's, then the sigmoid's, added to g's.
-  defineComposite(SWIGLU_GRAD, BACKENDS, (k, { dy, g, u, s, sg }) => {
+  defineComposite(SWIGLU_GRAD, backends, (k, { dy, g, u, s, sg }) => {
     const du = k.mul(dy!, sg!);
     const dsg = k.mul(dy!, u!);
     const dg1 = k.mul(dsg, s!);
@@ -319,14 +317,14 @@ function registerSwiGluKernels(): void {
   });
 }
 
-function registerLoraKernels(): void {
-  defineComposite(LORA, BACKENDS, (k, { y, x, a, b, mask }, attrs) => {
+function registerLoraKernels(backends: readonly string[]): void {
+  defineComposite(LORA, backends, (k, { y, x, a, b, mask }, attrs) => {
     const xi = mask === undefined ? k.reshape(x!, x!.shape) : k.mul(x!, mask);
     const h = linearForward(k, xi, a!);
     return [k.add(y!, k.mul(linearForward(k, h, b!), k.scalar((attrs as { scale: number }).scale))), xi, h];
   });
   // Autograd's gradient of the same ops: the output's gradient passes to y unchanged.
-  defineComposite(LORA_GRAD, BACKENDS, (k, { dy, xi, h, a, b, mask }, attrs) => {
+  defineComposite(LORA_GRAD, backends, (k, { dy, xi, h, a, b, mask }, attrs) => {
     const dDelta = k.mul(dy!, k.scalar((attrs as { scale: number }).scale));
     const linearGradX = (g: TensorInfo, w: TensorInfo) => k.reshape(k.matMul(rows(k, g), w, false, true), [...g.shape.slice(0, -1), w.shape[0]!]);
     const dh = linearGradX(dDelta, b!);
@@ -349,24 +347,24 @@ function maskedForMax(k: KernelScope, x: TensorInfo, m: TensorInfo, neg: number)
 }
 
 /** Registers the masked pooling kernels; `neg` is the additive mask value (ops.ts's MASK_NEG). */
-function registerMaskKernels(neg: number): void {
+function registerMaskKernels(backends: readonly string[], neg: number): void {
   // Σ x·m over frames / count; its gradient (dy / count) · m, as autograd's (× ones is exact).
-  defineComposite(MASKED_MEAN, BACKENDS, (k, { x, mask }) => {
+  defineComposite(MASKED_MEAN, backends, (k, { x, mask }) => {
     const { m, count } = frames(k, mask!);
     return k.run('RealDiv', { a: k.sum(k.mul(x!, m), 1), b: count });
   });
-  defineComposite(MASKED_MEAN_GRAD, BACKENDS, (k, { dy, mask }) => {
+  defineComposite(MASKED_MEAN_GRAD, backends, (k, { dy, mask }) => {
     const { m, count } = frames(k, mask!);
     const g = k.run('RealDiv', { a: dy!, b: count });
     return k.mul(k.reshape(g, [g.shape[0]!, 1, g.shape[1]!]), m);
   });
   // max over frames of x + (1 − m)·NEG, times min(Σm, 1); the gradient goes to the maxima.
-  defineComposite(MASKED_MAX, BACKENDS, (k, { x, mask }) => {
+  defineComposite(MASKED_MAX, backends, (k, { x, mask }) => {
     const m = k.reshape(mask!, [...mask!.shape, 1]);
     const pooled = k.run('Max', { x: maskedForMax(k, x!, m, neg) }, { reductionIndices: 1, keepDims: false });
     return k.mul(pooled, k.run('Minimum', { a: k.sum(m, 1), b: k.scalar(1) }));
   });
-  defineComposite(MASKED_MAX_GRAD, BACKENDS, (k, { dy, x, mask }) => {
+  defineComposite(MASKED_MAX_GRAD, backends, (k, { dy, x, mask }) => {
     const m = k.reshape(mask!, [...mask!.shape, 1]);
     const xm = maskedForMax(k, x!, m, neg);
     const pooled = k.run('Max', { x: xm }, { reductionIndices: 1, keepDims: false });
@@ -375,8 +373,8 @@ function registerMaskKernels(neg: number): void {
     const hit = k.run('Cast', { x: k.run('Equal', { a: xm, b: k.reshape(pooled, [b, 1, w]) }) }, { dtype: 'float32' });
     return k.mul(k.reshape(g, [b, 1, w]), hit);
   });
-  defineComposite(MASK_ROWS, BACKENDS, (k, { x, mask }) => k.mul(x!, k.reshape(mask!, [...mask!.shape, 1])));
-  defineComposite(KEY_BIAS, BACKENDS, (k, { mask }) => {
+  defineComposite(MASK_ROWS, backends, (k, { x, mask }) => k.mul(x!, k.reshape(mask!, [...mask!.shape, 1])));
+  defineComposite(KEY_BIAS, backends, (k, { mask }) => {
     const [b, s] = mask!.shape as [number, number];
     return k.reshape(k.mul(k.sub(k.scalar(1), mask!), k.scalar(neg)), [b, 1, 1, s]);
   });
