@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.ts';
-import { FULL, baseTable, checkpointOf, egmf, journal, mlflowRuns, onlySweep, orphansAfter, sweepStatus, trialProcesses, waitFor, writeSpec, zeros, reportFault } from './harness.ts';
+import { FULL, baseTable, checkpointOf, egmf, journal, mlflowRuns, onlySweep, orphansAfter, sweepStatus, waitFor, writeSpec, zeros, reportFault } from './harness.ts';
 
 const tmp = tempDir('egmf-chaos-store-');
 const mounts: string[] = [];
@@ -72,13 +72,19 @@ it.each(faults)('the sweep folder stops taking writes mid-sweep (%s): a clear er
   const store = join(base, 'mlruns');
   const env = { EGMF_CACHE: join(tmp.path, 'cache'), EGMF_SWEEP_DIR: sweeps, EGMF_TRIAL_COMMAND: '', MLFLOW_TRACKING_URI: '', MLFLOW_EXPERIMENT_NAME: '' };
   const needle = `EGMF_SWEEP_DIR=${sweeps}\0`;
-  const spec = writeSpec(join(base, 'store.yaml'), { name: 'store', lrs: [0.002, 0.003, 0.004], epochs: 2, parallel: 2 });
+  // Four epochs: a trial that has checkpointed its first still has three to train.
+  const spec = writeSpec(join(base, 'store.yaml'), { name: 'store', lrs: [0.002, 0.003, 0.004], epochs: 4, parallel: 2 });
   const run = egmf(['sweep', 'run', spec, '--tracking-uri', store, '--json'], env, base);
   let dir = '';
-  // The fault strikes once a trial has finished and another has checkpointed an epoch.
+  // The fault strikes once a trial has finished and another, still training, has checkpointed
+  // an epoch. The trials are read from the journal: a trial process is reused for later trials,
+  // so its environment names only its first.
   await waitFor(() => {
     dir = onlySweep(sweeps) ?? '';
-    return dir !== '' && journal(dir).some((e) => e.type === 'tell') && trialProcesses(needle).some((p) => (checkpointOf(dir, p.trialId)?.epoch ?? 0) >= 1);
+    if (dir === '') return false;
+    const events = journal(dir);
+    const told = new Set(events.filter((e) => e.type === 'tell').map((e) => e.id));
+    return told.size > 0 && events.some((e) => e.type === 'report' && e.id !== undefined && !told.has(e.id) && (checkpointOf(dir, e.id)?.epoch ?? 0) >= 1);
   }, 400_000, 'a finished trial and a checkpointed one', run);
   const filler = join(sweeps, 'filler');
   const trials = join(dir, 'trials');
