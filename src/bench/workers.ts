@@ -12,9 +12,12 @@
  *     not per trial, so this is what a longer sweep's trials per hour tends to.
  * `ratio` = the first run's time ÷ each run's (trials per hour relative to the first). Each
  * trial's value must be the same in every run (`same_results`): the pool changes when trials
- * run, never what they compute.
+ * run, never what they compute. Each run also gives its mean trial length: a trial's own
+ * fixed costs (its process's warm-up, new graphs, evaluation) weigh more in short trials, so
+ * the ratio depends on it; `--set` sizes the trials like the default sweep's (300 steps).
  *
- *     npm run bench -- --target workers                 # parallel 1 and 2
+ *     npm run bench -- --target workers                 # parallel 1 and 2, 60-step trials
+ *     npm run bench -- --target workers --set data.limit_train=1200 --set train.epochs=4
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -50,11 +53,15 @@ export interface SweepTiming {
   /** Seconds from the first trial run's start to the last one's end. */
   trials_span_s: number;
   trials_per_hour_running: number;
+  /** Mean seconds of one trial run (its MLflow start to end): the fixed cost of a sweep's start and end weighs less the longer its trials are. */
+  trial_s: number;
   best: { trial: number; metric: number } | null;
 }
 
 export interface WorkersResult {
   spec: string;
+  /** The `--set` overrides every run's trials had (e.g. a longer trial than the spec's). */
+  sets: string[];
   runs: SweepTiming[];
   /** Per run after the first: its speed relative to the first's (whole sweep, and while trials run). */
   ratio_wall: Record<string, number>;
@@ -131,20 +138,22 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
       const children = await store.searchRuns({ experimentIds: [parent.info.experimentId], filter: `tags.mlflow.parentRunId = '${out.parent_run_id}'` });
       const ends = children.map((r) => r.info.endTime).filter((t): t is number => t !== null);
       const span = ends.length > 0 ? (Math.max(...ends) - Math.min(...children.map((r) => r.info.startTime))) / 1000 : NaN;
+      const ran = children.filter((r) => r.info.endTime !== null).map((r) => (r.info.endTime! - r.info.startTime) / 1000);
+      const trialSeconds = ran.length > 0 ? ran.reduce((a, b) => a + b, 0) / ran.length : NaN;
       const trials = out.trials.completed + out.trials.pruned + out.trials.failed;
       const told = trialValues(join(dir, 'sweeps', out.sweep_id, 'journal.jsonl'));
       // A failed trial takes less time than one that trains: the timing would mean nothing.
       if (out.trials.failed > 0) throw new EgmfError(`${out.trials.failed} of ${trials} trials failed with --parallel ${p}, so its time measures nothing (${told.failure ?? 'no cause recorded'})`, { file: spec });
       values.push(told.values);
       const best = out.best ? { trial: trialNumber(out.best.trial_id), metric: out.best.metric } : null;
-      runs.push({ parallel: p, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), best });
-      say(`  ${round(wall)} s, ${trials} trials (${round(span)} s from the first trial's start to the last one's end)`);
+      runs.push({ parallel: p, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), trial_s: round(trialSeconds), best });
+      say(`  ${round(wall)} s, ${trials} trials of ${round(trialSeconds)} s on average (${round(span)} s from the first trial's start to the last one's end)`);
     }
     const ref = runs[0]!;
     const ratio = (f: (r: SweepTiming) => number) => Object.fromEntries(runs.slice(1).map((r) => [String(r.parallel), round(f(ref) / f(r))]));
     const key = (m: Map<number, number | null>) => JSON.stringify([...m].sort((a, b) => a[0] - b[0]));
     return {
-      spec, runs,
+      spec, sets: [...(o.sets ?? [])], runs,
       ratio_wall: ratio((r) => r.wall_s),
       ratio_running: ratio((r) => r.trials_span_s),
       same_results: values.every((v) => key(v) === key(values[0]!)),
@@ -155,11 +164,12 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
 }
 
 export function formatWorkers(r: WorkersResult): string {
-  const lines = [`${r.spec}: the same sweep once per --parallel value (data and LLM made first)`];
+  const sets = r.sets.length > 0 ? ` with ${r.sets.map((x) => `--set ${x}`).join(' ')}` : '';
+  const lines = [`${r.spec}${sets}: the same sweep once per --parallel value (data and LLM made first)`];
   for (const x of r.runs) {
     const rw = r.ratio_wall[String(x.parallel)];
     const rr = r.ratio_running[String(x.parallel)];
-    lines.push(`  --parallel ${x.parallel}: ${x.wall_s} s for ${x.trials} trials (${x.trials_per_hour} trials/h${rw !== undefined ? `, ${rw}×` : ''}); ` +
+    lines.push(`  --parallel ${x.parallel}: ${x.wall_s} s for ${x.trials} trials of ${x.trial_s} s on average (${x.trials_per_hour} trials/h${rw !== undefined ? `, ${rw}×` : ''}); ` +
       `while trials ran ${x.trials_span_s} s (${x.trials_per_hour_running} trials/h${rr !== undefined ? `, ${rr}×` : ''})` +
       (x.best ? `; best trial ${x.best.trial} at ${x.best.metric}` : ''));
   }

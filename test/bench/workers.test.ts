@@ -14,15 +14,19 @@ const tmp = tempDir('egmf-bench-workers-');
 afterAll(() => tmp.cleanup());
 
 describe('workers bench', () => {
-  it('runs the same sweep with 1 and 2 trial processes and gives wall time, trials per hour and the ratios', async () => {
+  it('runs the same sweep with 1 and 2 trial processes and gives wall time, trials per hour, trial length and the ratios', async () => {
     const spec = gridSpec(tmp.path, { name: 'speed', lrs: [0.1, 0.2, 0.3, 0.4], epochs: 2 });
     const said: string[] = [];
     const env = { ...process.env, ...fakeEnv(join(tmp.path, 'fake.jsonl'), { FAKE_TRIAL_SLEEP_MS: '200' }) };
-    const r = await runWorkersBench({ spec, parallel: [1, 2], env, say: (m) => said.push(m) });
+    // --set reaches every trial: three epochs instead of the spec's two.
+    const r = await runWorkersBench({ spec, parallel: [1, 2], sets: ['train.epochs=3'], env, say: (m) => said.push(m) });
+    expect(r.sets).toEqual(['train.epochs=3']);
     expect(r.runs.map((x) => [x.parallel, x.trials])).toEqual([[1, 4], [2, 4]]);
     for (const x of r.runs) {
-      // Each trial sleeps 2 x 200 ms: the trials span at least that, and the whole sweep more.
-      expect(x.trials_span_s).toBeGreaterThanOrEqual((x.parallel === 1 ? 4 : 2) * 0.4 - 0.05);
+      // Each trial sleeps 3 x 200 ms: the trials span at least that, and the whole sweep more.
+      expect(x.trial_s).toBeGreaterThanOrEqual(0.6 - 0.05);
+      expect(x.trial_s).toBeLessThan(x.trials_span_s);
+      expect(x.trials_span_s).toBeGreaterThanOrEqual((x.parallel === 1 ? 4 : 2) * 0.6 - 0.05);
       expect(x.wall_s).toBeGreaterThan(x.trials_span_s);
       // (from the unrounded seconds)
       expect(x.trials_per_hour / ((4 / x.wall_s) * 3600)).toBeCloseTo(1, 2);
@@ -35,8 +39,9 @@ describe('workers bench', () => {
     expect(r.same_results).toBe(true);
     expect(said.filter((m) => m.includes('--parallel'))).toHaveLength(2);
     const text = formatWorkers(r);
-    expect(text).toMatch(/--parallel 1: [\d.]+ s for 4 trials \(\d+ trials\/h\); while trials ran [\d.]+ s/);
-    expect(text).toMatch(/--parallel 2: [\d.]+ s for 4 trials \(\d+ trials\/h, [\d.]+×\)/);
+    expect(text).toMatch(/with --set train\.epochs=3: the same sweep once per --parallel value/);
+    expect(text).toMatch(/--parallel 1: [\d.]+ s for 4 trials of [\d.]+ s on average \(\d+ trials\/h\); while trials ran [\d.]+ s/);
+    expect(text).toMatch(/--parallel 2: [\d.]+ s for 4 trials of [\d.]+ s on average \(\d+ trials\/h, [\d.]+×\)/);
     expect(text).toMatch(/every trial gave the same value in every run/);
   });
 
