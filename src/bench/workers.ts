@@ -16,8 +16,14 @@
  * fixed costs (its process's warm-up, new graphs, evaluation) weigh more in short trials, so
  * the ratio depends on it; `--set` sizes the trials like the default sweep's (300 steps).
  *
+ * This machine's speed drifts by more than the effect measured (one pair of runs has given
+ * 2.2× on two cores). `--rounds N` repeats the runs in ABBA order (1, 2, then 2, 1, ...), so a
+ * drift during the bench weighs on both sides alike: the ratios are then of each value's mean
+ * time, and each round's own ratio (its two adjacent runs) is given for a mean ± std.
+ *
  *     npm run bench -- --target workers                 # parallel 1 and 2, 60-step trials
  *     npm run bench -- --target workers --set data.limit_train=1200 --set train.epochs=4
+ *     npm run bench -- --target workers --rounds 3     # 1,2 · 2,1 · 1,2
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +44,8 @@ export interface WorkersOptions {
   spec?: string;
   /** `--parallel` values, in the order run; the first is the reference (default 1, 2). */
   parallel?: readonly number[];
+  /** Times through the `parallel` values, every other one in reverse order (default 1). */
+  rounds?: number;
   /** Extra `--set` overrides of every run's trials. */
   sets?: readonly string[];
   /** Environment of the sweep processes (default this process's). */
@@ -47,6 +55,8 @@ export interface WorkersOptions {
 
 export interface SweepTiming {
   parallel: number;
+  /** Which time through the values (1-based). */
+  round: number;
   wall_s: number;
   trials: number;
   trials_per_hour: number;
@@ -63,14 +73,30 @@ export interface WorkersResult {
   /** The `--set` overrides every run's trials had (e.g. a longer trial than the spec's). */
   sets: string[];
   runs: SweepTiming[];
-  /** Per run after the first: its speed relative to the first's (whole sweep, and while trials run). */
+  rounds: number;
+  /**
+   * Per `--parallel` value after the first: its speed relative to the first's (whole sweep,
+   * and while trials run), from each value's mean time over the rounds.
+   */
   ratio_wall: Record<string, number>;
   ratio_running: Record<string, number>;
+  /** The same ratios within each round, and their mean and standard deviation (n − 1; 0 for one round). */
+  rounds_ratio_wall: Record<string, RoundRatios>;
+  rounds_ratio_running: Record<string, RoundRatios>;
   /** Every trial's value is the same in every run. */
   same_results: boolean;
 }
 
+export interface RoundRatios { each: number[]; mean: number; std: number }
+
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: readonly number[]): number => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+/** The order of the runs: the values, then reversed, and so on (ABBA), each with its round. */
+export function runOrder(parallel: readonly number[], rounds: number): { parallel: number; round: number }[] {
+  return Array.from({ length: rounds }, (_, i) => (i % 2 === 0 ? parallel : [...parallel].reverse()).map((p) => ({ parallel: p, round: i + 1 }))).flat();
+}
 
 interface SweepOut { sweep_id: string; parent_run_id: string; trials: { completed: number; pruned: number; failed: number }; best: { trial_id: string; metric: number } | null }
 
@@ -120,6 +146,9 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
   if (!existsSync(spec)) throw new EgmfError('sweep spec not found', { file: spec });
   const parallel = o.parallel ?? [1, 2];
   if (parallel.length === 0 || parallel.some((p) => !Number.isInteger(p) || p < 1)) throw new EgmfError(`--parallel values must be integers >= 1, got ${parallel.join(',')}`, { key: 'parallel' });
+  if (new Set(parallel).size !== parallel.length) throw new EgmfError(`--parallel values must differ, got ${parallel.join(',')}`, { key: 'parallel' });
+  const rounds = o.rounds ?? 1;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new EgmfError(`--rounds must be an integer >= 1, got ${rounds}`, { key: 'rounds' });
   const say = o.say ?? (() => undefined);
   // The data and the LLM first, as the controller would make them (the spec with the same
   // --set applied): no timed run pays for them.
@@ -129,9 +158,9 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
   try {
     const runs: SweepTiming[] = [];
     const values: Map<number, number | null>[] = [];
-    for (const p of parallel) {
-      const dir = join(tmp, `p${p}`);
-      say(`sweep ${spec} --parallel ${p} ...`);
+    for (const { parallel: p, round: k } of runOrder(parallel, rounds)) {
+      const dir = join(tmp, `r${k}-p${p}`);
+      say(`sweep ${spec} --parallel ${p}${rounds > 1 ? ` (round ${k} of ${rounds})` : ''} ...`);
       const { out, wall } = await runSweep(spec, p, dir, o);
       const store = createStore(join(dir, 'mlruns'));
       const parent = await store.getRun(out.parent_run_id);
@@ -146,16 +175,24 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
       if (out.trials.failed > 0) throw new EgmfError(`${out.trials.failed} of ${trials} trials failed with --parallel ${p}, so its time measures nothing (${told.failure ?? 'no cause recorded'})`, { file: spec });
       values.push(told.values);
       const best = out.best ? { trial: trialNumber(out.best.trial_id), metric: out.best.metric } : null;
-      runs.push({ parallel: p, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), trial_s: round(trialSeconds), best });
+      runs.push({ parallel: p, round: k, wall_s: round(wall), trials, trials_per_hour: round((trials / wall) * 3600, 0), trials_span_s: round(span), trials_per_hour_running: round((trials / span) * 3600, 0), trial_s: round(trialSeconds), best });
       say(`  ${round(wall)} s, ${trials} trials of ${round(trialSeconds)} s on average (${round(span)} s from the first trial's start to the last one's end)`);
     }
-    const ref = runs[0]!;
-    const ratio = (f: (r: SweepTiming) => number) => Object.fromEntries(runs.slice(1).map((r) => [String(r.parallel), round(f(ref) / f(r))]));
+    const [first, ...others] = parallel as [number, ...number[]];
+    const time = (p: number, f: (r: SweepTiming) => number, k?: number) => mean(runs.filter((r) => r.parallel === p && (k === undefined || r.round === k)).map(f));
+    const ratio = (f: (r: SweepTiming) => number) => Object.fromEntries(others.map((p) => [String(p), round(time(first, f) / time(p, f))]));
+    const perRound = (f: (r: SweepTiming) => number) => Object.fromEntries(others.map((p) => {
+      const each = Array.from({ length: rounds }, (_, i) => time(first, f, i + 1) / time(p, f, i + 1));
+      return [String(p), { each: each.map((x) => round(x)), mean: round(mean(each)), std: round(std(each)) }];
+    }));
     const key = (m: Map<number, number | null>) => JSON.stringify([...m].sort((a, b) => a[0] - b[0]));
     return {
       spec, sets: [...(o.sets ?? [])], runs,
+      rounds,
       ratio_wall: ratio((r) => r.wall_s),
       ratio_running: ratio((r) => r.trials_span_s),
+      rounds_ratio_wall: perRound((r) => r.wall_s),
+      rounds_ratio_running: perRound((r) => r.trials_span_s),
       same_results: values.every((v) => key(v) === key(values[0]!)),
     };
   } finally {
@@ -165,13 +202,23 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
 
 export function formatWorkers(r: WorkersResult): string {
   const sets = r.sets.length > 0 ? ` with ${r.sets.map((x) => `--set ${x}`).join(' ')}` : '';
-  const lines = [`${r.spec}${sets}: the same sweep once per --parallel value (data and LLM made first)`];
+  const many = r.rounds > 1;
+  const lines = [`${r.spec}${sets}: the same sweep ${many ? `${r.rounds} times per --parallel value, in ABBA order` : 'once per --parallel value'} (data and LLM made first)`];
   for (const x of r.runs) {
-    const rw = r.ratio_wall[String(x.parallel)];
-    const rr = r.ratio_running[String(x.parallel)];
-    lines.push(`  --parallel ${x.parallel}: ${x.wall_s} s for ${x.trials} trials of ${x.trial_s} s on average (${x.trials_per_hour} trials/h${rw !== undefined ? `, ${rw}×` : ''}); ` +
+    // One round: each run's ratio beside it; several: the ratios of the means, below.
+    const rw = many ? undefined : r.ratio_wall[String(x.parallel)];
+    const rr = many ? undefined : r.ratio_running[String(x.parallel)];
+    lines.push(`  ${many ? `round ${x.round}, ` : ''}--parallel ${x.parallel}: ${x.wall_s} s for ${x.trials} trials of ${x.trial_s} s on average (${x.trials_per_hour} trials/h${rw !== undefined ? `, ${rw}×` : ''}); ` +
       `while trials ran ${x.trials_span_s} s (${x.trials_per_hour_running} trials/h${rr !== undefined ? `, ${rr}×` : ''})` +
       (x.best ? `; best trial ${x.best.trial} at ${x.best.metric}` : ''));
+  }
+  if (many) {
+    const ref = r.runs[0]!.parallel;
+    const each = (q: RoundRatios) => `${q.each.join(' / ')} (${q.mean} ± ${q.std})`;
+    for (const p of Object.keys(r.ratio_wall)) {
+      lines.push(`  --parallel ${p} against ${ref}, from the mean times: ${r.ratio_wall[p]}× whole sweep, ${r.ratio_running[p]}× while trials ran; ` +
+        `round by round ${each(r.rounds_ratio_wall[p]!)} and ${each(r.rounds_ratio_running[p]!)}`);
+    }
   }
   lines.push(r.same_results ? '  every trial gave the same value in every run' : '  TRIAL VALUES DIFFER between runs');
   return lines.join('\n');

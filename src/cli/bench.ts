@@ -24,6 +24,8 @@ export interface BenchRunOptions {
   parallel?: number;
   /** workers: the sweep spec (default sweeps/speedup.yaml). */
   spec?: string;
+  /** workers: times through the pool sizes, in ABBA order (default 1). */
+  rounds?: number;
   /** train: backends and thread counts to measure, and whether to time PyTorch beside them. */
   backends?: string[];
   threads?: number[];
@@ -99,7 +101,7 @@ const workersTarget: BenchTarget = {
   optIn: true,
   run: async (opts) => {
     const p = opts.parallel ?? 2;
-    return { ...(await runWorkersBench({ spec: opts.spec ?? WORKERS_SPEC, parallel: p === 1 ? [1] : [1, p], sets: opts.overrides ?? [], say: (m) => process.stderr.write(`${m}\n`) })) };
+    return { ...(await runWorkersBench({ spec: opts.spec ?? WORKERS_SPEC, parallel: p === 1 ? [1] : [1, p], sets: opts.overrides ?? [], ...(opts.rounds !== undefined ? { rounds: opts.rounds } : {}), say: (m) => process.stderr.write(`${m}\n`) })) };
   },
   format: (raw) => formatWorkers(raw as unknown as WorkersResult),
 };
@@ -136,6 +138,7 @@ export const benchCommand: CommandModule = {
       .option('seeds', { type: 'string', describe: `Comma-separated seeds of the learning target (default ${LEARNING_SEEDS.join(',')})` })
       .option('variants', { type: 'string', describe: 'Variants of the learning target: comma-separated names, or all (default full,linear)' })
       .option('parallel', { type: 'number', describe: 'learning: training processes at a time (default 2); workers: the trial processes compared with one (default 2)' })
+      .option('rounds', { type: 'number', describe: 'workers: times through 1 and --parallel, every other time in reverse (ABBA), for ratios of mean times and a mean ± std over rounds (default 1)' })
       .option('spec', { type: 'string', describe: `workers: the sweep spec to time (default ${relative(process.cwd(), WORKERS_SPEC) || WORKERS_SPEC})` })
       .option('backends', { type: 'string', describe: 'train: comma-separated backends (default: tensorflow when built, wasm, cpu)' })
       .option('threads', { type: 'string', describe: 'train: comma-separated thread counts (default 1)' })
@@ -161,6 +164,10 @@ export const benchCommand: CommandModule = {
     if (parallel !== undefined && !(Number.isInteger(parallel) && parallel > 0)) {
       throw new EgmfError(`must be a positive integer, got ${String(parallel)}`, { key: 'parallel' });
     }
+    const rounds = argv.rounds as number | undefined;
+    if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
+      throw new EgmfError(`must be a positive integer, got ${String(rounds)}`, { key: 'rounds' });
+    }
     const list = (v: unknown) => (v === undefined ? undefined : String(v).split(',').map((x) => x.trim()).filter((x) => x !== ''));
     const threads = list(argv.threads)?.map((x) => {
       const n = Number(x);
@@ -169,7 +176,7 @@ export const benchCommand: CommandModule = {
     });
     const results = await runBench(argv.target as string[], {
       samples, seed: Number(argv.seed), seeds, variants: argv.variants as string | undefined, ...(parallel !== undefined ? { parallel } : {}),
-      ...(argv.spec !== undefined ? { spec: String(argv.spec) } : {}),
+      ...(argv.spec !== undefined ? { spec: String(argv.spec) } : {}), ...(rounds !== undefined ? { rounds } : {}),
       backends: list(argv.backends), threads, pytorch: argv.pytorch as boolean, overrides: argv.set as string[],
     });
     if (argv.json) {

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatWorkers, runWorkersBench } from '../../src/bench/workers.ts';
+import { formatWorkers, runOrder, runWorkersBench } from '../../src/bench/workers.ts';
 import { tempDir } from '../helpers.ts';
 import { fakeEnv, gridSpec } from '../fixtures/sweep/harness.ts';
 
@@ -45,10 +45,37 @@ describe('workers bench', () => {
     expect(text).toMatch(/every trial gave the same value in every run/);
   });
 
+  it('repeats the runs in ABBA order with --rounds: ratios of the mean times, and each round\'s own with their mean ± std', async () => {
+    expect(runOrder([1, 2], 3)).toEqual([
+      { parallel: 1, round: 1 }, { parallel: 2, round: 1 }, { parallel: 2, round: 2 }, { parallel: 1, round: 2 }, { parallel: 1, round: 3 }, { parallel: 2, round: 3 },
+    ]);
+    const spec = gridSpec(tmp.path, { name: 'rounds', lrs: [0.1, 0.2], epochs: 2 });
+    const env = { ...process.env, ...fakeEnv(join(tmp.path, 'rounds.jsonl'), { FAKE_TRIAL_SLEEP_MS: '150' }) };
+    const r = await runWorkersBench({ spec, parallel: [1, 2], rounds: 2, env });
+    expect(r.rounds).toBe(2);
+    expect(r.runs.map((x) => [x.round, x.parallel])).toEqual([[1, 1], [1, 2], [2, 2], [2, 1]]);
+    const at = (k: number, p: number) => r.runs.find((x) => x.round === k && x.parallel === p)!;
+    const each = [at(1, 1).wall_s / at(1, 2).wall_s, at(2, 1).wall_s / at(2, 2).wall_s];
+    expect(r.rounds_ratio_wall['2']!.each).toHaveLength(2);
+    r.rounds_ratio_wall['2']!.each.forEach((x, i) => expect(x).toBeCloseTo(each[i]!, 1));
+    expect(r.rounds_ratio_wall['2']!.mean).toBeCloseTo((each[0]! + each[1]!) / 2, 1);
+    expect(r.rounds_ratio_wall['2']!.std).toBeCloseTo(Math.abs(each[0]! - each[1]!) / Math.SQRT2, 1);
+    // The ratio of the means, not the mean of the ratios.
+    expect(r.ratio_wall['2']).toBeCloseTo((at(1, 1).wall_s + at(2, 1).wall_s) / (at(1, 2).wall_s + at(2, 2).wall_s), 1);
+    expect(r.rounds_ratio_running['2']!.each).toHaveLength(2);
+    expect(r.same_results).toBe(true);
+    const text = formatWorkers(r);
+    expect(text).toMatch(/the same sweep 2 times per --parallel value, in ABBA order/);
+    expect(text).toMatch(/round 2, --parallel 1: [\d.]+ s for 2 trials/);
+    expect(text).toMatch(/--parallel 2 against 1, from the mean times: [\d.]+× whole sweep, [\d.]+× while trials ran; round by round [\d.]+ \/ [\d.]+ \([\d.]+ ± [\d.]+\)/);
+  });
+
   it('names a missing spec, a bad --parallel value and a sweep that fails, with its cause', async () => {
     await expect(runWorkersBench({ spec: join(tmp.path, 'nope.yaml') })).rejects.toThrow(/nope\.yaml.*sweep spec not found/);
     const spec = gridSpec(tmp.path, { name: 'ok', lrs: [0.1], epochs: 1 });
     await expect(runWorkersBench({ spec, parallel: [1, 0] })).rejects.toThrow(/key 'parallel'.*integers >= 1, got 1,0/);
+    await expect(runWorkersBench({ spec, parallel: [1, 1] })).rejects.toThrow(/key 'parallel'.*must differ, got 1,1/);
+    await expect(runWorkersBench({ spec, rounds: 0 })).rejects.toThrow(/key 'rounds'.*integer >= 1, got 0/);
     await expect(runWorkersBench({ spec, sets: ['train.epochs'] })).rejects.toThrow(/key 'set': expects key=value, got 'train\.epochs'/);
     const bad = join(tmp.path, 'bad.yaml');
     writeFileSync(bad, 'name: bad\nmethod: grid\nmetric: {name: valid/score, goal: maximize}\nparameters:\n  train.lr: {values: [0.1]}\nset: {train.epochs: 1}\n');

@@ -40,12 +40,15 @@ describe('egmf bench', () => {
     const parallel = runCli(['bench', '--target', 'learning', '--parallel', '0']);
     expect(parallel.status).toBe(1);
     expect(parallel.stderr).toMatch(/key 'parallel': must be a positive integer, got 0/);
+    const rounds = runCli(['bench', '--target', 'workers', '--rounds', '1.5']);
+    expect(rounds.status).toBe(1);
+    expect(rounds.stderr).toMatch(/key 'rounds': must be a positive integer, got 1\.5/);
   });
 
   it('the learning and workers targets are opt-in: `egmf bench` alone does not run them', () => {
     expect(benchTargets.find((t) => t.name === 'learning')?.optIn).toBe(true);
     expect(benchTargets.find((t) => t.name === 'workers')?.optIn).toBe(true);
-    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants[\s\S]*--parallel[\s\S]*--spec[\s\S]*sweeps\/speedup\.yaml/);
+    expect(runCli(['bench', '--help']).stdout).toMatch(/--variants[\s\S]*--parallel[\s\S]*--rounds[\s\S]*ABBA[\s\S]*--spec[\s\S]*sweeps\/speedup\.yaml/);
   });
 
   it('runs registered targets keyed by name, and refuses a duplicate name', async () => {
