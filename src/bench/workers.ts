@@ -91,7 +91,11 @@ export interface RoundRatios { each: number[]; mean: number; std: number }
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: readonly number[]): number => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const std = (xs: readonly number[]): number => {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+};
 
 /** The order of the runs: the values, then reversed, and so on (ABBA), each with its round. */
 export function runOrder(parallel: readonly number[], rounds: number): { parallel: number; round: number }[] {
@@ -168,7 +172,7 @@ export async function runWorkersBench(o: WorkersOptions = {}): Promise<WorkersRe
       const ends = children.map((r) => r.info.endTime).filter((t): t is number => t !== null);
       const span = ends.length > 0 ? (Math.max(...ends) - Math.min(...children.map((r) => r.info.startTime))) / 1000 : NaN;
       const ran = children.filter((r) => r.info.endTime !== null).map((r) => (r.info.endTime! - r.info.startTime) / 1000);
-      const trialSeconds = ran.length > 0 ? ran.reduce((a, b) => a + b, 0) / ran.length : NaN;
+      const trialSeconds = mean(ran); // NaN when no trial run ended
       const trials = out.trials.completed + out.trials.pruned + out.trials.failed;
       const told = trialValues(join(dir, 'sweeps', out.sweep_id, 'journal.jsonl'));
       // A failed trial takes less time than one that trains: the timing would mean nothing.
